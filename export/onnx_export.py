@@ -1,0 +1,130 @@
+"""PyTorch -> ONNX with artcam metadata and a parity check against PyTorch.
+
+Uses the TorchScript exporter (``dynamo=False``): it handles our conv nets with dynamic batch and
+spatial axes in well under a second; the dynamo exporter needs per-model shape constraints.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from artcam.runtime.errors import ModelError
+from artcam.runtime.modelfile import ModelMeta, write_model_file
+
+DEFAULT_OPSET = 17
+
+
+@dataclass
+class ParityReport:
+    """Per-output comparison of ONNX Runtime against PyTorch on the same inputs."""
+
+    outputs: dict[str, dict[str, float]] = field(default_factory=dict)
+    passed: bool = True
+
+    def lines(self) -> list[str]:
+        out = []
+        for name, r in self.outputs.items():
+            extra = "".join(f" {k}={v:.4g}" for k, v in r.items() if k not in ("max_abs", "mean_abs", "atol"))
+            status = "PASS" if r["max_abs"] <= r["atol"] else "FAIL"
+            out.append(f"  {status} {name}: max_abs={r['max_abs']:.3g} mean_abs={r['mean_abs']:.3g} "
+                       f"(atol {r['atol']:.3g}){extra}")
+        return out
+
+
+def to_onnx_bytes(
+    model,
+    example_inputs: Mapping[str, "object"],
+    output_names: Sequence[str],
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> bytes:
+    """Trace ``model`` on named example inputs and return the serialized ONNX model."""
+    import torch
+
+    if opset < 17:
+        raise ModelError(f"opset {opset} is too old", "use opset 17 or newer")
+    model = model.eval()
+    buf = io.BytesIO()
+    names = list(example_inputs)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            tuple(example_inputs[n] for n in names),
+            buf,
+            input_names=names,
+            output_names=list(output_names),
+            dynamic_axes=dict(dynamic_axes or {}),
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return buf.getvalue()
+
+
+def check_parity(
+    model,
+    onnx_bytes: bytes,
+    inputs: Sequence[Mapping[str, np.ndarray]],
+    atol: float = 1e-4,
+) -> ParityReport:
+    """Run PyTorch and ONNX Runtime (CPU) on each input dict and compare every output."""
+    import onnxruntime as ort
+    import torch
+
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    report = ParityReport()
+    stats: dict[str, list] = {n: [] for n in names}
+    model = model.eval()
+    for feed in inputs:
+        with torch.no_grad():
+            ref = model(*[torch.from_numpy(np.asarray(v)) for v in feed.values()])
+        ref = ref if isinstance(ref, (tuple, list)) else (ref,)
+        got = sess.run(names, dict(feed))
+        for n, r, g in zip(names, ref, got):
+            stats[n].append((r.detach().cpu().numpy().astype(np.float64), g.astype(np.float64)))
+    for n, pairs in stats.items():
+        diffs = np.concatenate([np.abs(r - g).ravel() for r, g in pairs])
+        entry = {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean()), "atol": atol}
+        if pairs[0][0].ndim == 2:  # logits: top-1 agreement
+            agree = np.mean([np.mean(r.argmax(1) == g.argmax(1)) for r, g in pairs])
+            entry["top1_agree"] = float(agree)
+        report.outputs[n] = entry
+        report.passed &= entry["max_abs"] <= atol
+    return report
+
+
+def export_model(
+    model,
+    example_inputs: Mapping[str, "object"],
+    output_names: Sequence[str],
+    meta: ModelMeta,
+    path: str | Path,
+    *,
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+    verify_inputs: Sequence[Mapping[str, np.ndarray]] | None = None,
+    atol: float = 1e-4,
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+) -> ParityReport:
+    """Export, check parity on ``verify_inputs`` (default: the example), then write atomically.
+
+    Refuses to write a model that fails the tolerance unless ``verify=False``.
+    """
+    data = to_onnx_bytes(model, example_inputs, output_names, dynamic_axes, opset)
+    feeds = verify_inputs or [{k: v.detach().cpu().numpy() for k, v in example_inputs.items()}]
+    report = check_parity(model, data, feeds, atol=atol)
+    if verify and not report.passed:
+        raise ModelError(
+            "ONNX export differs from PyTorch beyond tolerance:\n" + "\n".join(report.lines()),
+            "investigate the failing output, or pass --no-verify to write it anyway",
+        )
+    write_model_file(path, data, meta)
+    return report

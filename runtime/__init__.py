@@ -1,0 +1,1 @@
+"""artcam runtime: numpy, OpenCV and ONNX Runtime only (never torch)."""

@@ -1,0 +1,64 @@
+"""Finding models by name: the shipped ones (package data) and the user's own folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+from .modelfile import ModelMeta, read_model_file
+
+SHIPPED_DIR = Path(__file__).parent / "models"
+
+# What `artcam demo`, `stylize` and `classify` use when no --model is given.
+DEFAULT_STYLIZER = "stylizer_nano"
+DEFAULT_CLASSIFIER = "classifier_lite0"
+DEFAULT_GENERATOR = "generator_art64"
+
+
+def user_dir() -> Path:
+    """``$ARTCAM_MODELS``, else ``~/.local/share/artcam/models``."""
+    env = os.environ.get("ARTCAM_MODELS")
+    return Path(env) if env else Path.home() / ".local" / "share" / "artcam" / "models"
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    path: Path
+    origin: str  # shipped | user
+    meta: ModelMeta | None = None
+    error: str = ""
+
+
+def list_models(load_meta: bool = True) -> list[ModelEntry]:
+    entries = []
+    for origin, folder in (("shipped", SHIPPED_DIR), ("user", user_dir())):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob("*.onnx")):
+            e = ModelEntry(p.stem, p, origin)
+            if load_meta:
+                try:
+                    _, e.meta = read_model_file(p)
+                except ModelError as err:
+                    e.error = err.message
+            entries.append(e)
+    return entries
+
+
+def resolve(spec: str | os.PathLike) -> Path:
+    """A path to an existing file, or the name of a shipped/user model."""
+    p = Path(spec)
+    if p.suffix and (p.exists() or os.sep in str(spec) or "/" in str(spec)):
+        if not p.is_file():
+            raise ModelError(f"model file not found: {p}", "check the path, or run `artcam models`")
+        return p
+    for e in list_models(load_meta=False):
+        if e.name == str(spec):
+            return e.path
+    if p.is_file():
+        return p
+    names = ", ".join(e.name for e in list_models(load_meta=False)) or "none installed"
+    raise ModelError(f"no model named {str(spec)!r}", f"known models: {names}; or pass a path to an .onnx file")
