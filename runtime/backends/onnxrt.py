@@ -29,6 +29,9 @@ _ORT_DTYPES = {
 }
 
 
+_SAID: set[str] = set()
+
+
 def _ort():
     import onnxruntime
 
@@ -108,7 +111,10 @@ class SessionFromOnnx:
         if got != wanted and self.device != "cpu":
             why = f"{', '.join(skipped)} not in this onnxruntime build" if skipped else f"{wanted} failed to initialise"
             self.fallback_reason = f"{why}; running on {got}"
-            self.log(f"artcam: device {self.device}: fell back to {got} ({why})")
+            line = f"artcam: device {self.device}: fell back to {got} ({why})"
+            if line not in _SAID:  # once per process, not once per model
+                _SAID.add(line)
+                self.log(line)
         return sess
 
 

@@ -1,0 +1,518 @@
+"""Runtime CLI verbs: demo, live, stylize, classify, generate, models, info (no torch anywhere)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import sinks as S
+from .errors import ArtcamError, InputError
+from .loading import ForeignFlags, load_model
+from .pipeline import Pipeline, PipelineStats
+from .sources import open_source
+from .tasks import Classifier, Generator, Stylizer
+from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with code 2 and one line on bad arguments (its default, kept explicit)."""
+
+    def error(self, message: str):
+        self.exit(2, f"artcam {self.prog.split()[-1]}: error: {message}\n")
+
+
+def _floats(n: int):
+    def parse(s: str) -> tuple[float, ...]:
+        try:
+            v = tuple(float(x) for x in s.replace(" ", "").split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not {n} comma-separated numbers") from None
+        if len(v) != n:
+            raise argparse.ArgumentTypeError(f"{s!r} needs {n} comma-separated numbers")
+        return v
+    return parse
+
+
+def _size(s: str) -> tuple[int, int]:
+    """``480x640`` (HxW) or ``224`` (square)."""
+    try:
+        parts = [int(x) for x in s.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 or 224") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 (HxW) or 224")
+    return parts[0], parts[1]
+
+
+def _seed(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {s!r} is not a whole number") from None
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backend")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
+                   help="auto tries TensorRT, then CUDA, then CPU (default: auto)")
+    g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"],
+                   help="onnxruntime (default) or the native TensorRT runner")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+
+
+def add_foreign_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("models without artcam metadata")
+    g.add_argument("--task", choices=["classify", "stylize", "generate"], help="what the model does")
+    g.add_argument("--mean", type=_floats(3), help="per-channel mean, e.g. 0.485,0.456,0.406")
+    g.add_argument("--std", type=_floats(3), help="per-channel std, e.g. 0.229,0.224,0.225")
+    g.add_argument("--labels", help="a text file with one label per line")
+    g.add_argument("--range", dest="pixel_range", type=_floats(2), help="input value range, e.g. 0,1 or 0,255")
+    g.add_argument("--color", choices=["RGB", "BGR"], help="input colour order")
+    g.add_argument("--layout", choices=["NCHW", "NHWC"], help="input layout")
+    g.add_argument("--input-size", type=_size, help="fixed input size HxW")
+    g.add_argument("--multiple", type=int, help="input H and W must be multiples of this")
+    g.add_argument("--latent-size", type=int, help="latent size of a generator")
+
+
+def foreign_flags(a: argparse.Namespace) -> ForeignFlags:
+    return ForeignFlags(
+        task=getattr(a, "task", None), mean=getattr(a, "mean", None), std=getattr(a, "std", None),
+        labels=ForeignFlags.labels_from_file(a.labels) if getattr(a, "labels", None) else None,
+        pixel_range=getattr(a, "pixel_range", None), color=getattr(a, "color", None),
+        layout=getattr(a, "layout", None), size=getattr(a, "input_size", None),
+        multiple=getattr(a, "multiple", None), latent_size=getattr(a, "latent_size", None),
+    )
+
+
+def _load(spec: str, task: str, a: argparse.Namespace, flags: ForeignFlags | None = None):
+    return load_model(spec, task=task, device=a.device, backend=a.backend, threads=a.threads, flags=flags)
+
+
+def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0") -> None:
+    g = p.add_argument_group("stylize")
+    g.add_argument("--style", default=style_default,
+                   help="style name or index inside the stylizer, or a path/name of another stylizer model")
+    g.add_argument("--style-model", default=DEFAULT_STYLIZER, help=f"stylizer model (default: {DEFAULT_STYLIZER})")
+    g.add_argument("--strength", type=float, default=1.0, help="blend with the original, 0..1 (default: 1)")
+    g.add_argument("--preserve-color", action="store_true", help="keep the input's colours, take the style's texture")
+    g.add_argument("--size", type=int, default=None, help="stylize at this longer side, then scale back")
+
+
+def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> Stylizer:
+    style, model = a.style, a.style_model
+    if style is not None and (style.endswith(".onnx") or Path(style).is_file()):
+        model, style = style, "0"
+    lm = _load(model, "stylize", a, flags)
+    try:
+        return Stylizer(lm, style=style if style is not None else 0, strength=a.strength,
+                        keep_color=a.preserve_color, size=a.size)
+    except ArtcamError:
+        lm.close()
+        raise
+
+
+class FrameProcessor:
+    """Stylize and/or classify one frame for the pipeline; n/p keys step through styles."""
+
+    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int = 1):
+        self.stylizer, self.classifier = stylizer, classifier
+        self.classify_every = max(1, every)
+        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        self._n = 0
+        self._preds: list = []
+
+    def __call__(self, frame: np.ndarray):
+        timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        info: dict[str, Any] = {}
+        out = frame
+        if self.classifier is not None:
+            if self._n % self.classify_every == 0:
+                self._preds = self.classifier.classify(frame)
+                for k, v in self.classifier.timing.items():
+                    timing[k] += v
+            info["predictions"] = self._preds
+        if self.stylizer is not None:
+            out = self.stylizer.stylize(frame)
+            for k, v in self.stylizer.timing.items():
+                timing[k] += v
+            info["style"] = self.stylizer.style_name
+        self._n += 1
+        self.timing = timing
+        return out, info
+
+    def handle(self, event: str) -> None:
+        if self.stylizer is not None and event in (S.NEXT_STYLE, S.PREV_STYLE):
+            self.stylizer.step_style(1 if event == S.NEXT_STYLE else -1)
+
+    def close(self) -> None:
+        for t in (self.stylizer, self.classifier):
+            if t is not None:
+                t.close()
+
+
+def _print_stats(stats: PipelineStats, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(stats.to_dict()))
+    else:
+        print(stats.summary())
+
+
+def _add_source_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    g = p.add_argument_group("source")
+    g.add_argument("--source", default=default, required=default is None,
+                   help="0, /dev/video0, video.mp4, image.jpg, folder, 'glob*.jpg', rtsp://..., a GStreamer "
+                        "pipeline (with '!'), sample, or latent-walk (with a generator --model)")
+    g.add_argument("--loop", action="store_true", help="repeat a file or folder at its end")
+    g.add_argument("--source-size", type=_size, default=None, help="camera / sample frame size HxW (default 480x640)")
+    g.add_argument("--source-fps", type=float, default=None, help="sample source rate (default 30)")
+
+
+# --- live and demo ----------------------------------------------------------------------------
+
+
+def _run_pipeline(a, source, processor, sink, live=None) -> PipelineStats:
+    print(f"artcam: {source.description} -> {sink.description}", file=sys.stderr)
+    try:
+        stats = Pipeline(source, processor, sink, live=live).run(max_frames=a.frames, duration_s=a.duration_s)
+    finally:
+        sink.close()
+        source.close()
+    return stats
+
+
+def live_main(argv: list[str]) -> int:
+    p = _Parser(prog="artcam live", description="Real-time stylization and/or classification of a live source.")
+    _add_source_args(p, default="0")
+    add_stylize_args(p, style_default=None)
+    g = p.add_argument_group("classify")
+    g.add_argument("--classify", nargs="?", const=DEFAULT_CLASSIFIER, default=None,
+                   help=f"classify frames with this model (default when given alone: {DEFAULT_CLASSIFIER})")
+    g.add_argument("--top-k", type=int, default=3)
+    g.add_argument("--classify-every", type=int, default=1, help="classify every Nth frame")
+    p.add_argument("--model", help="a generator for --source latent-walk")
+    p.add_argument("--seed", type=_seed, default=0, help="latent walk seed")
+    p.add_argument("-o", "--output", default="window",
+                   help="window (default), out.mp4, a folder, http://HOST:PORT (MJPEG stream) or null")
+    p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
+    p.add_argument("--frames", type=int, default=None, help="stop after this many output frames")
+    p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_backend_args(p)
+    a = p.parse_args(argv)
+    if a.source == "latent-walk":
+        return _latent_walk(a)
+    if a.style is None and a.classify is None:
+        a.style = "0"  # plain `artcam live` stylizes with the default model
+    sink = open_sink_or_null(a.output, hud=a.hud)
+    stylizer = make_stylizer(a) if a.style is not None else None
+    classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
+    processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+    try:
+        source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
+        stats = _run_pipeline(a, source, processor, sink)
+    finally:
+        processor.close()
+    _print_stats(stats, a.json)
+    return 0
+
+
+def open_sink_or_null(spec: str, hud: bool = False, fps: float = 30.0) -> S.Sink:
+    """A window when asked for one and possible; otherwise say why in one line and continue headless."""
+    if spec == "window":
+        ok, why = S.display_available()
+        if not ok:
+            print(f"artcam: no window: {why}; running headless (use -o out.mp4 to save)", file=sys.stderr)
+            return S.NullSink()
+    return S.open_sink(spec, hud=hud, fps=fps)
+
+
+def _latent_walk(a) -> int:
+    from .latent_walk import LatentWalk  # written with the GAN; numpy only
+
+    lm = _load(a.model or DEFAULT_GENERATOR, "generate", a)
+    gen = Generator(lm)
+    walk = LatentWalk(gen.latent_size, seed=a.seed)
+    size = a.source_size or (480, 480)
+
+    class WalkSource:
+        live = False
+        description = f"latent walk through {lm.meta.name} (seed {a.seed})"
+        skipped = 0
+
+        def __iter__(self):
+            for z in walk:
+                yield z, time.perf_counter()
+
+        def close(self):
+            pass
+
+    class WalkProcessor:
+        timing: dict = {}
+
+        def __call__(self, z):
+            import cv2
+
+            img = gen.generate(z)[0]
+            self.timing = gen.timing
+            return cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC), {"style": lm.meta.name}
+
+    sink = open_sink_or_null(a.output, hud=a.hud, fps=a.source_fps or 30.0)
+    try:
+        stats = _run_pipeline(a, WalkSource(), WalkProcessor(), sink, live=False)
+    finally:
+        gen.close()
+    _print_stats(stats, a.json)
+    return 0
+
+
+def demo_main(argv: list[str]) -> int:
+    p = _Parser(prog="artcam demo", description="The main job on the built-in default: the `sample` camera "
+                "stand-in -> stylize + classify -> a video file, headless, then a latency summary.")
+    p.add_argument("-o", "--output", default="artcam_demo.mp4", help="output video (default: artcam_demo.mp4)")
+    p.add_argument("--frames", type=int, default=300, help="frames to process (default: 300)")
+    p.add_argument("--duration-s", type=float, default=None)
+    p.add_argument("--source", default="sample", help="any source; default: the sample camera stand-in")
+    p.add_argument("--source-size", type=_size, default=(480, 640), help="frame size HxW (default 480x640)")
+    p.add_argument("--style", default="0", help="style name or index (default: the first)")
+    p.add_argument("--style-model", default=DEFAULT_STYLIZER)
+    p.add_argument("--classify", default=DEFAULT_CLASSIFIER, help="classifier model, or none")
+    p.add_argument("--classify-every", type=int, default=1)
+    p.add_argument("--cycle-styles", type=int, default=60, help="switch style every N frames (0 = never)")
+    p.add_argument("--live", action="store_true", help="pace the source like a camera and drop stale frames")
+    p.add_argument("--json", action="store_true")
+    add_backend_args(p)
+    a = p.parse_args(argv)
+    a.strength, a.preserve_color, a.size = 1.0, False, None
+    stylizer = make_stylizer(a)
+    classifier = None if a.classify == "none" else Classifier(_load(a.classify, "classify", a))
+    processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+    stylizer.warmup(a.source_size)
+    if classifier:
+        classifier.warmup()
+    sink = S.open_sink(a.output, hud=True, fps=30.0)
+    cycle = a.cycle_styles
+
+    def on_frame(rec, info):
+        if cycle and len(stylizer.styles) > 1 and rec.index and rec.index % cycle == 0:
+            stylizer.step_style(1)
+
+    try:
+        source = open_source(a.source, size=a.source_size, frames=None if a.live else a.frames, live=a.live)
+        print(f"artcam: {source.description} -> stylize ({stylizer.meta.name}) + classify "
+              f"({classifier.meta.name if classifier else 'off'}) -> {sink.description}", file=sys.stderr)
+        try:
+            stats = Pipeline(source, processor, sink, on_frame=on_frame).run(max_frames=a.frames, duration_s=a.duration_s)
+        finally:
+            sink.close()
+            source.close()
+    finally:
+        processor.close()
+    _print_stats(stats, a.json)
+    if not a.json:
+        print(f"wrote {a.output}")
+    return 0
+
+
+# --- file commands ----------------------------------------------------------------------------
+
+
+def _file_output(a, source) -> S.Sink:
+    if a.output is None:
+        raise InputError("no output given", "pass -o OUT (an image, a folder, a video file or null)")
+    fps = getattr(source, "fps", None) or 30.0
+    return S.open_sink(a.output, fps=fps)
+
+
+def stylize_main(argv: list[str]) -> int:
+    p = _Parser(prog="artcam stylize", description="Stylize an image, a folder, a glob or a video into files.")
+    p.add_argument("source", help="image, folder, glob, video, camera index or URL")
+    add_stylize_args(p)
+    p.add_argument("--model", dest="style_model_alias", help="same as --style-model")
+    p.add_argument("-o", "--output", help="output image, folder or video")
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--duration-s", type=float, default=None)
+    p.add_argument("--json", action="store_true")
+    add_backend_args(p)
+    add_foreign_args(p)
+    a = p.parse_args(argv)
+    if a.style_model_alias:
+        a.style_model = a.style_model_alias
+    source = open_source(a.source, live=False)
+    sink = _file_output(a, source)
+    stylizer = make_stylizer(a, foreign_flags(a))
+    processor = FrameProcessor(stylizer, None)
+    try:
+        stats = Pipeline(source, processor, sink, live=False, queue_size=1).run(max_frames=a.frames,
+                                                                               duration_s=a.duration_s)
+    finally:
+        sink.close()
+        source.close()
+        processor.close()
+    _print_stats(stats, a.json)
+    return 0
+
+
+def classify_main(argv: list[str]) -> int:
+    p = _Parser(prog="artcam classify", description="Classify images, a folder, a glob or a video.")
+    p.add_argument("source", help="image, folder, glob, video, camera index or URL")
+    p.add_argument("--model", default=DEFAULT_CLASSIFIER, help=f"classifier (default: {DEFAULT_CLASSIFIER})")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--json", action="store_true", help="one JSON object per image/frame")
+    add_backend_args(p)
+    add_foreign_args(p)
+    a = p.parse_args(argv)
+    source = open_source(a.source, live=False)
+    clf = Classifier(_load(a.model, "classify", a, foreign_flags(a)), top_k=a.top_k)
+    n = 0
+    try:
+        for frame, _ in source:
+            preds = clf.classify(frame)
+            cur = getattr(source, "current", None)
+            name = str(cur) if cur is not None else f"{source.description}#{n}"
+            if a.json:
+                print(json.dumps({"source": name, "heads": [pr.as_dict() for pr in preds],
+                                  "latency_ms": round(sum(clf.timing.values()), 2)}))
+            else:
+                for pr in preds:
+                    top = ", ".join(f"{lab} ({p:.1%})" for lab, p in zip(pr.labels, pr.probs))
+                    print(f"{name} [{pr.head}]: {top}")
+            n += 1
+            if a.frames is not None and n >= a.frames:
+                break
+    finally:
+        source.close()
+        clf.close()
+    if source.skipped:
+        print(f"artcam: skipped {source.skipped} unreadable image(s)", file=sys.stderr)
+    if n == 0:
+        raise InputError(f"no readable frames in {a.source}")
+    return 0
+
+
+def generate_main(argv: list[str]) -> int:
+    p = _Parser(prog="artcam generate", description="Paint new images with a generator and write a grid.")
+    p.add_argument("--model", default=DEFAULT_GENERATOR, help=f"generator (default: {DEFAULT_GENERATOR})")
+    p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("-o", "--output", default="generated.png", help="grid image, or a folder for single images")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed (a whole number)")
+    p.add_argument("--class", dest="cls", default=None, help="class name for conditional generators")
+    p.add_argument("--scale", type=int, default=2, help="upscale each image by this factor in the grid")
+    add_backend_args(p)
+    a = p.parse_args(argv)
+    if a.n < 1:
+        raise InputError("-n must be at least 1")
+    gen = Generator(_load(a.model, "generate", a))
+    try:
+        imgs = gen.generate(gen.sample_latents(a.n, a.seed), a.cls)
+    finally:
+        gen.close()
+    import cv2
+
+    from .fileio import write_image
+
+    imgs = [cv2.resize(i, None, fx=a.scale, fy=a.scale, interpolation=cv2.INTER_CUBIC) if a.scale > 1 else i
+            for i in imgs]
+    out = Path(a.output)
+    if out.suffix:
+        cols = int(np.ceil(np.sqrt(len(imgs))))
+        rows = int(np.ceil(len(imgs) / cols))
+        h, w = imgs[0].shape[:2]
+        grid = np.full((rows * h + (rows + 1) * 4, cols * w + (cols + 1) * 4, 3), 255, np.uint8)
+        for k, img in enumerate(imgs):
+            r, c = divmod(k, cols)
+            grid[4 + r * (h + 4): 4 + r * (h + 4) + h, 4 + c * (w + 4): 4 + c * (w + 4) + w] = img
+        write_image(out, grid)
+    else:
+        for k, img in enumerate(imgs):
+            write_image(out / f"sample_{k:03d}.png", img)
+    print(f"wrote {out} ({len(imgs)} images, seed {a.seed})")
+    return 0
+
+
+# --- inventory --------------------------------------------------------------------------------
+
+
+def models_main(argv: list[str]) -> int:
+    from .zoo import list_models, user_dir
+
+    p = _Parser(prog="artcam models", description="List shipped and user models with their metadata.")
+    p.add_argument("--json", action="store_true", help="name, task, path, labels or styles for each model")
+    a = p.parse_args(argv)
+    entries = list_models()
+    if a.json:
+        out = []
+        for e in entries:
+            d = {"name": e.name, "origin": e.origin, "path": str(e.path)}
+            if e.meta:
+                d.update(e.meta.summary())
+                d["name"] = e.name
+            if e.error:
+                d["error"] = e.error
+            out.append(d)
+        print(json.dumps(out, indent=1))
+        return 0
+    if not entries:
+        print(f"no models found (user folder: {user_dir()})")
+    for e in entries:
+        if e.error:
+            print(f"{e.name:<20} {e.origin:<8} ERROR {e.error}")
+            continue
+        m = e.meta
+        if m is None:
+            print(f"{e.name:<20} {e.origin:<8} (no artcam metadata: pass --task etc.)")
+            continue
+        what = {
+            "classify": lambda: "; ".join(f"{h.head or h.name}: {len(h.labels)} labels" for h in m.heads),
+            "stylize": lambda: f"styles: {', '.join(m.styles) or m.name}",
+            "generate": lambda: f"latent {m.latent.size}" + (f", classes: {', '.join(m.classes.labels)}" if m.classes else ""),
+        }[m.task]()
+        print(f"{e.name:<20} {e.origin:<8} {m.task:<9} {what}  [{e.path.stat().st_size / 1e6:.1f} MB]")
+    print(f"\nuser models folder: {user_dir()} (set ARTCAM_MODELS to change)")
+    return 0
+
+
+def info_main(argv: list[str]) -> int:
+    import platform
+
+    import cv2
+    import onnxruntime as ort
+
+    p = _Parser(prog="artcam info", description="Versions, execution providers and devices.")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    from .sinks import display_available
+
+    disp, why = display_available()
+    info = {
+        "artcam": ver("artcam"), "python": platform.python_version(), "platform": platform.platform(),
+        "machine": platform.machine(), "cpu_count": __import__("os").cpu_count(),
+        "numpy": np.__version__, "opencv": cv2.__version__, "onnxruntime": ort.__version__,
+        "onnxruntime_device": ort.get_device(), "execution_providers": ort.get_available_providers(),
+        "tensorrt": ver("tensorrt"), "torch": ver("torch"), "cuda_python": ver("cuda-python"),
+        "display": disp if disp else why,
+        "gstreamer": "GStreamer: YES" in " ".join(cv2.getBuildInformation().split()),
+        "cameras": sorted(str(p) for p in Path("/dev").glob("video*")),
+    }
+    if a.json:
+        print(json.dumps(info, indent=1))
+    else:
+        for k, v in info.items():
+            print(f"{k:<20} {v}")
+    return 0

@@ -1,0 +1,320 @@
+"""Where frames go: a window with a HUD, a video file, an image folder, an MJPEG HTTP stream, nowhere.
+
+Every file is written under a temporary name and renamed when complete, so an interrupted run
+never leaves a half-written video or image behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import SinkError
+from .fileio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_path, check_writable_dir, write_image
+
+# events a sink can return from write(): the pipeline acts on them
+NEXT_STYLE, PREV_STYLE, SNAPSHOT, PAUSE, QUIT = "next", "prev", "snapshot", "pause", "quit"
+
+
+class Sink:
+    description = "sink"
+
+    def write(self, frame: np.ndarray, info: dict[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class NullSink(Sink):
+    description = "null"
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, frame, info):
+        self.frames += 1
+        return None
+
+
+def draw_hud(frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """Overlay FPS, latency, style and top-k labels (in place, returns the frame)."""
+    lines = []
+    if info.get("fps"):
+        lines.append(f"{info['fps']:.1f} FPS  latency {info.get('latency_ms', 0):.0f} ms")
+    if info.get("style"):
+        lines.append(f"style: {info['style']}")
+    for pred in info.get("predictions", []):
+        top = ", ".join(f"{lab} {p:.0%}" for lab, p in zip(pred.labels, pred.probs))
+        lines.append(f"{pred.head}: {top}")
+    if info.get("paused"):
+        lines.append("paused (space)")
+    if not lines:
+        return frame
+    scale = max(0.4, min(frame.shape[1] / 1000, 1.0))
+    lh = int(22 * scale / 0.6)
+    box_h = lh * len(lines) + 8
+    roi = frame[:box_h, : min(frame.shape[1], int(560 * scale / 0.6))]
+    roi[:] = (roi * 0.45).astype(np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(frame, text, (6, lh * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
+
+
+def display_available() -> tuple[bool, str]:
+    """Whether cv2 can open a window here, and why not."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False, "no display (DISPLAY is not set)"
+    info = " ".join(cv2.getBuildInformation().split())
+    if not any(f"{gui}: YES" in info for gui in ("GTK+", "GTK2", "GTK3", "QT", "Cocoa", "Win32 UI", "GTK")):
+        return False, "this OpenCV build has no GUI (opencv-python-headless); pip install opencv-python for windows"
+    return True, ""
+
+
+class WindowSink(Sink):
+    """An OpenCV window; keys: n/p next/previous style, s snapshot, space pause, q/Esc quit."""
+
+    description = "window"
+
+    def __init__(self, title: str = "artcam", snapshot_dir: str | Path = "."):
+        ok, why = display_available()
+        if not ok:
+            raise SinkError(f"cannot open a window: {why}", "write to a file with -o out.mp4, or use -o null")
+        self.title = title
+        self.snapshot_dir = Path(snapshot_dir)
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+
+    def write(self, frame, info):
+        cv2.imshow(self.title, draw_hud(frame, info))
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27):
+            return QUIT
+        if key == ord("n"):
+            return NEXT_STYLE
+        if key == ord("p"):
+            return PREV_STYLE
+        if key == ord(" "):
+            return PAUSE
+        if key == ord("s"):
+            path = self.snapshot_dir / time.strftime("artcam_%Y%m%d_%H%M%S.png")
+            write_image(path, frame)
+            print(f"artcam: snapshot {path}", file=sys.stderr)
+            return SNAPSHOT
+        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            return QUIT
+        return None
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+
+
+class VideoFileSink(Sink):
+    """A video file, opened on the first frame (its size) and renamed into place on close."""
+
+    FOURCC = {".avi": "MJPG", ".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v"}
+
+    def __init__(self, path: str | Path, fps: float = 30.0, hud: bool = False):
+        self.path = Path(path)
+        ext = self.path.suffix.lower()
+        if ext not in self.FOURCC:
+            raise SinkError(f"cannot write video {self.path}: unsupported extension {ext!r}",
+                            f"use one of {' '.join(self.FOURCC)}")
+        check_writable_dir(self.path.parent)
+        self.fps, self.hud = fps, hud
+        self.description = f"video {self.path}"
+        self.writer = None
+        self.frames = 0
+        self._ctx = None
+        self._tmp: Path | None = None
+
+    def write(self, frame, info):
+        if self.writer is None:
+            self._ctx = atomic_path(self.path)
+            self._tmp = self._ctx.__enter__()
+            h, w = frame.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()])
+            self.writer = cv2.VideoWriter(str(self._tmp), fourcc, float(self.fps), (w, h))
+            if not self.writer.isOpened():
+                self._abort()
+                raise SinkError(f"OpenCV cannot write {self.path.suffix} video here", "try -o out.avi")
+            self.size = (h, w)
+        if frame.shape[:2] != self.size:
+            frame = cv2.resize(frame, (self.size[1], self.size[0]))
+        self.writer.write(draw_hud(frame, info) if self.hud else frame)
+        self.frames += 1
+        return None
+
+    def _abort(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if self._ctx is not None:
+            try:
+                self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+            except RuntimeError:
+                pass
+            self._ctx = None
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        self._ctx.__exit__(None, None, None)  # rename into place
+        self._ctx = None
+
+
+class FolderSink(Sink):
+    """One image per frame; frames from an image folder keep their file names."""
+
+    def __init__(self, folder: str | Path, ext: str = ".jpg", hud: bool = False):
+        self.folder = check_writable_dir(Path(folder))
+        self.ext, self.hud = ext, hud
+        self.description = f"folder {self.folder}"
+        self.frames = 0
+
+    def write(self, frame, info):
+        name = info.get("name")
+        stem = Path(name).stem if name else f"frame_{self.frames:06d}"
+        write_image(self.folder / f"{stem}{self.ext}", draw_hud(frame, info) if self.hud else frame)
+        self.frames += 1
+        return None
+
+
+class ImageFileSink(Sink):
+    """A single output image (the last frame written wins)."""
+
+    def __init__(self, path: str | Path, hud: bool = False):
+        self.path = Path(path)
+        check_writable_dir(self.path.parent)
+        self.hud = hud
+        self.description = f"image {self.path}"
+        self.frames = 0
+
+    def write(self, frame, info):
+        write_image(self.path, draw_hud(frame, info) if self.hud else frame)
+        self.frames += 1
+        return None
+
+
+class MjpegServerSink(Sink):
+    """Serve the newest frame as an MJPEG stream over HTTP (``/stream.mjpg``, ``/snapshot.jpg``).
+
+    For headless boxes: watch from any browser on the network. Slow clients get the newest frame,
+    never a backlog.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80, hud: bool = True):
+        self.quality, self.hud = quality, hud
+        self._jpeg: bytes | None = None
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep the terminal for the pipeline summary
+                pass
+
+            def do_GET(self):
+                if self.path in ("/", "/index.html"):
+                    body = b"<html><body style='margin:0;background:#000'><img src='/stream.mjpg' style='width:100%'></body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif self.path == "/snapshot.jpg":
+                    jpeg, _ = sink.wait_frame(0, timeout=5.0)
+                    if jpeg is None:
+                        self.send_error(503, "no frame yet")
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", str(len(jpeg)))
+                    self.end_headers()
+                    self.wfile.write(jpeg)
+                elif self.path == "/stream.mjpg":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                    self.end_headers()
+                    seen = 0
+                    try:
+                        while True:
+                            jpeg, seen = sink.wait_frame(seen, timeout=5.0)
+                            if jpeg is None:
+                                return
+                            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
+                            self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
+                            self.wfile.write(jpeg + b"\r\n")
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                else:
+                    self.send_error(404)
+
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as e:
+            raise SinkError(f"cannot serve on {host}:{port}: {e.strerror}", "pick another port") from e
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.description = f"MJPEG stream http://{host}:{self.port}/stream.mjpg"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="artcam-mjpeg", daemon=True)
+        self.thread.start()
+        self.frames = 0
+
+    def wait_frame(self, after: int, timeout: float) -> tuple[bytes | None, int]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._seq > after or self._closed, timeout=timeout)
+            if self._closed or self._jpeg is None:
+                return None, after
+            return self._jpeg, self._seq
+
+    def write(self, frame, info):
+        img = draw_hud(frame.copy(), info) if self.hud else frame
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if ok:
+            with self._cond:
+                self._jpeg = buf.tobytes()
+                self._seq += 1
+                self._cond.notify_all()
+        self.frames += 1
+        return None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def open_sink(spec: str | None, *, fps: float = 30.0, hud: bool = False) -> Sink:
+    """``window``, ``null``, ``http://HOST:PORT``, a video file, an image file or a folder."""
+    if spec is None or spec == "window":
+        return WindowSink()
+    if spec in ("null", "none"):
+        return NullSink()
+    if spec.startswith("http://"):
+        hostport = spec[len("http://"):].split("/")[0]
+        host, _, port = hostport.rpartition(":")
+        if not port.isdigit():
+            raise SinkError(f"cannot parse {spec!r}", "use http://HOST:PORT, e.g. http://0.0.0.0:8080")
+        return MjpegServerSink(host or "127.0.0.1", int(port), hud=True)
+    p = Path(spec)
+    ext = p.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return VideoFileSink(p, fps=fps, hud=hud)
+    if ext in IMAGE_EXTENSIONS:
+        return ImageFileSink(p, hud=hud)
+    if ext and not p.is_dir():
+        raise SinkError(f"unknown output type {ext!r} for {p}", "use a video (.mp4/.avi), an image, a folder, http://HOST:PORT or null")
+    return FolderSink(p, hud=hud)

@@ -1,0 +1,304 @@
+"""Frame sources behind one iterator of ``(frame, capture_time)``.
+
+``frame`` is BGR uint8; ``capture_time`` is ``time.perf_counter()`` when the frame was grabbed, so
+the pipeline can measure capture-to-output latency. ``live`` sources (cameras, streams, ``sample``)
+keep running at their own rate and the pipeline drops stale frames; files give every frame.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import InputError, SourceError
+from .fileio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image
+
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+class Source:
+    live = False
+    fps: float | None = None
+    description = "source"
+
+    def __init__(self) -> None:
+        self.skipped = 0  # unreadable items (images in a folder)
+        self.reconnects = 0
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def camera_hint() -> str:
+    cams = sorted(_glob.glob("/dev/video*"))
+    have = f"cameras present: {', '.join(cams)}" if cams else "no /dev/video* devices on this machine"
+    return f"{have}; try another index, or --source sample for a camera stand-in"
+
+
+def _warn(msg: str) -> None:
+    print(f"artcam: {msg}", file=sys.stderr)
+
+
+# --- cameras, files and streams through cv2.VideoCapture --------------------------------------
+
+
+class CaptureSource(Source):
+    """cv2.VideoCapture over a camera, a video file, a network stream or a GStreamer pipeline."""
+
+    def __init__(self, target, backends: list[tuple[int, str]], *, live: bool, loop: bool = False,
+                 description: str = "", reconnect: bool = False, max_retries: int = 5, size=None):
+        super().__init__()
+        self.target, self.backends, self.live, self.loop = target, backends, live, loop
+        self.reconnect, self.max_retries = reconnect, max_retries
+        self.description = description or str(target)
+        self.size = size
+        self.cap = self._open()
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else None
+        self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+    def _open(self) -> cv2.VideoCapture:
+        tried = []
+        for api, api_name in self.backends:
+            cap = cv2.VideoCapture(self.target, api)
+            if cap.isOpened():
+                if self.size:
+                    cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[1])
+                    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[0])
+                return cap
+            cap.release()
+            tried.append(f"{self.target} via {api_name}")
+        raise SourceError(f"cannot open {self.description} (tried: {'; '.join(tried)})", self._hint())
+
+    def _hint(self) -> str:
+        if isinstance(self.target, int) or str(self.target).startswith("/dev/video"):
+            return camera_hint()
+        if str(self.target).startswith(STREAM_PREFIXES):
+            return "check the URL and that the stream is up"
+        return "check the path and that OpenCV can decode this format"
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        failures = 0
+        while True:
+            ok, frame = self.cap.read()
+            t = time.perf_counter()
+            if ok and frame is not None:
+                failures = 0
+                if frame.ndim == 2 or frame.shape[2] != 3:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_BGRA2BGR)
+                yield frame, t
+                continue
+            if self.loop and not self.reconnect:
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, frame = self.cap.read()
+                if not ok:
+                    return
+                yield frame, time.perf_counter()
+                continue
+            if not self.reconnect:
+                return
+            failures += 1
+            if failures > self.max_retries:
+                raise SourceError(f"{self.description}: stream lost, {self.max_retries} reconnects failed")
+            delay = min(0.5 * 2 ** (failures - 1), 8.0)
+            _warn(f"{self.description}: stream dropped; reconnecting in {delay:.1f} s ({failures}/{self.max_retries})")
+            time.sleep(delay)
+            self.cap.release()
+            try:
+                self.cap = self._open()
+                self.reconnects += 1
+            except SourceError:
+                continue
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+# --- still images -----------------------------------------------------------------------------
+
+
+class ImageListSource(Source):
+    """One image, a folder or a glob: unreadable files are skipped, counted and reported."""
+
+    def __init__(self, paths: list[Path], description: str, loop: bool = False):
+        super().__init__()
+        if not paths:
+            raise SourceError(f"no images found in {description}", f"supported: {' '.join(IMAGE_EXTENSIONS)}")
+        self.paths, self.description, self.loop = paths, description, loop
+        self.current: Path | None = None
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        while True:
+            good = 0
+            for p in self.paths:
+                try:
+                    img = read_image(p)
+                except InputError as e:
+                    self.skipped += 1
+                    _warn(f"skipping {p}: {e.message}")
+                    continue
+                good += 1
+                self.current = p
+                yield img, time.perf_counter()
+            if not self.loop or not good:
+                return
+
+
+# --- the camera stand-in ----------------------------------------------------------------------
+
+
+def _sample_photos() -> list[np.ndarray]:
+    """Real photos shipped with scikit-image (the `demo` extra), as BGR; empty when it is absent."""
+    try:
+        import skimage.data as data
+    except ImportError:
+        return []
+    photos = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
+        try:
+            photos.append(cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
+        except Exception:  # a sample that needs a download, or an older scikit-image
+            continue
+    return photos
+
+
+def _generated_canvas(h: int = 720, w: int = 2400, seed: int = 0) -> np.ndarray:
+    """A colourful synthetic panorama (soft blobs, stripes, edges) when no photos are installed."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    canvas = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        canvas[..., c] = 0.5 + 0.25 * np.sin(xx / (90 + 40 * c) + c) * np.cos(yy / (70 + 25 * c))
+    for _ in range(40):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(20, 120)
+        color = rng.uniform(0, 1, 3)
+        mask = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))[..., None]
+        canvas = canvas * (1 - mask) + color * mask
+    img = (np.clip(canvas, 0, 1) * 255).astype(np.uint8)
+    for _ in range(25):
+        p1 = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+        p2 = (p1[0] + int(rng.uniform(-200, 200)), p1[1] + int(rng.uniform(-200, 200)))
+        cv2.rectangle(img, p1, p2, tuple(int(v) for v in rng.integers(0, 255, 3)), int(rng.integers(2, 8)))
+    return img
+
+
+class SampleSource(Source):
+    """A camera stand-in: a smooth pan-and-zoom over a panorama of real photos, at ``fps``.
+
+    Live by default (frames are paced like a camera and stale ones dropped); ``live=False`` gives
+    every frame as fast as it is consumed. ``frames`` bounds the run (None = endless).
+    """
+
+    def __init__(self, size: tuple[int, int] = (480, 640), fps: float = 30.0, frames: int | None = None,
+                 live: bool = True, seed: int = 0):
+        super().__init__()
+        self.h, self.w = size
+        self.fps, self.frames, self.live = fps, frames, live
+        photos = _sample_photos()
+        if photos:
+            row = [cv2.resize(p, (round(p.shape[1] * 720 / p.shape[0]), 720), interpolation=cv2.INTER_AREA)
+                   for p in photos]
+            self.canvas = np.concatenate(row, axis=1)
+            self.description = f"sample ({len(photos)} scikit-image photos)"
+        else:
+            self.canvas = _generated_canvas(seed=seed)
+            self.description = "sample (generated frames; install artcam[demo] for real photos)"
+        self._M = np.zeros((2, 3), np.float64)
+        self._out = np.empty((self.h, self.w, 3), np.uint8)
+
+    def frame_at(self, i: int) -> np.ndarray:
+        ch, cw = self.canvas.shape[:2]
+        t = i / self.fps
+        zoom = 1.0 + 0.35 * (0.5 + 0.5 * math.sin(t * 0.7))  # 1.0 .. 1.35
+        view_w = min(cw, ch * self.w / self.h) / zoom
+        scale = self.w / view_w
+        view_h = self.h / scale
+        cx = view_w / 2 + (cw - view_w) * (0.5 - 0.5 * math.cos(t * 0.15))
+        cy = view_h / 2 + (ch - view_h) * (0.5 - 0.5 * math.cos(t * 0.41))
+        M = self._M
+        M[0, 0] = M[1, 1] = scale
+        M[0, 2] = self.w / 2 - cx * scale
+        M[1, 2] = self.h / 2 - cy * scale
+        return cv2.warpAffine(self.canvas, M, (self.w, self.h), dst=self._out, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT_101)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        start = time.perf_counter()
+        i = 0
+        while self.frames is None or i < self.frames:
+            if self.live:
+                due = start + i / self.fps
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            frame = self.frame_at(i).copy()
+            yield frame, time.perf_counter()
+            i += 1
+
+
+# --- the factory ------------------------------------------------------------------------------
+
+
+def _is_image_glob(spec: str) -> bool:
+    return any(ch in spec for ch in "*?[")
+
+
+def open_source(spec: str, *, loop: bool = False, size: tuple[int, int] | None = None, fps: float | None = None,
+                frames: int | None = None, live: bool | None = None) -> Source:
+    """Open ``0``, ``/dev/video0``, a video, an image, a folder, a glob, a URL, a GStreamer
+    pipeline (contains ``!``) or ``sample``. ``size`` is (H, W) for cameras and ``sample``."""
+    spec = str(spec).strip()
+    if not spec:
+        raise SourceError("empty --source", "use 0, a file, a folder, a URL or sample")
+    if spec == "sample" or spec.startswith("sample:"):
+        return SampleSource(size=size or (480, 640), fps=fps or 30.0, frames=frames,
+                            live=True if live is None else live)
+    if spec.isdigit() or spec.startswith("/dev/video"):
+        target = int(spec) if spec.isdigit() else spec
+        backends = [(cv2.CAP_V4L2, "V4L2"), (cv2.CAP_ANY, "any backend")] if sys.platform.startswith("linux") \
+            else [(cv2.CAP_ANY, "any backend")]
+        if isinstance(target, str) and not os.path.exists(target):
+            raise SourceError(f"camera {target} does not exist", camera_hint())
+        return CaptureSource(target, backends, live=True, description=f"camera {spec}", size=size)
+    if "!" in spec:
+        if "GStreamer: YES" not in " ".join(cv2.getBuildInformation().split()):
+            raise SourceError("this OpenCV build has no GStreamer support",
+                              "install OpenCV built with GStreamer (e.g. JetPack's python3-opencv)")
+        return CaptureSource(spec, [(cv2.CAP_GSTREAMER, "GStreamer")], live=True, reconnect=True,
+                             description="GStreamer pipeline")
+    if spec.lower().startswith(STREAM_PREFIXES):
+        return CaptureSource(spec, [(cv2.CAP_FFMPEG, "FFmpeg")], live=True, reconnect=True,
+                             description=spec)
+    p = Path(spec)
+    if p.is_dir():
+        paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())
+        return ImageListSource(paths, f"folder {p}", loop=loop)
+    if _is_image_glob(spec):
+        paths = sorted(Path(q) for q in _glob.glob(spec) if Path(q).suffix.lower() in IMAGE_EXTENSIONS)
+        return ImageListSource(paths, f"glob {spec}", loop=loop)
+    if not p.exists():
+        raise SourceError(f"source not found: {spec}", "use 0, /dev/videoN, a file, a folder, a glob, a URL or sample")
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageListSource([p], f"image {p}", loop=loop)
+    if p.suffix.lower() not in VIDEO_EXTENSIONS:
+        _warn(f"{p}: unknown extension {p.suffix!r}; trying it as a video")
+    src = CaptureSource(str(p), [(cv2.CAP_ANY, "any backend")], live=False if live is None else live, loop=loop,
+                        description=f"video {p}")
+    return src

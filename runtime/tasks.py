@@ -1,0 +1,205 @@
+"""The three jobs a model does on a frame: classify, stylize, generate.
+
+Each task wraps a :class:`LoadedModel`, does its own pre/post-processing and records how long
+each stage took in ``timing`` (milliseconds), which the pipeline and the benchmarks read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .loading import LoadedModel
+from .processing import ImagePostprocessor, ImagePreprocessor, blend, fit_size, preserve_color, softmax
+
+
+@dataclass
+class Prediction:
+    head: str
+    labels: list[str]
+    probs: list[float]
+
+    def as_dict(self) -> dict:
+        return {"head": self.head, "top": [{"label": lab, "p": round(p, 5)} for lab, p in zip(self.labels, self.probs)]}
+
+
+class _Task:
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.meta = model.meta
+        self.runner = model.runner
+        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+
+    def close(self) -> None:
+        self.model.close()
+
+
+class Classifier(_Task):
+    """Softmax top-k for every labelled head of one forward pass."""
+
+    def __init__(self, model: LoadedModel, top_k: int = 3):
+        super().__init__(model)
+        self.top_k = top_k
+        self.pre = ImagePreprocessor(self.meta.image)
+
+    def warmup(self) -> None:
+        self.classify(np.zeros((240, 320, 3), np.uint8))
+
+    def classify(self, frame: np.ndarray) -> list[Prediction]:
+        t0 = time.perf_counter()
+        x = self.pre(frame)
+        t1 = time.perf_counter()
+        out = self.runner.infer({self.meta.image.name: x})
+        t2 = time.perf_counter()
+        preds = []
+        for h in self.meta.heads:
+            v = out[h.name].reshape(-1)
+            p = softmax(v) if h.kind == "logits" else v
+            if len(p) != len(h.labels):
+                raise InputError(f"output {h.name!r} has {len(p)} values but {len(h.labels)} labels")
+            k = min(self.top_k, len(p))
+            idx = np.argpartition(-p, k - 1)[:k]
+            idx = idx[np.argsort(-p[idx])]
+            preds.append(Prediction(h.head or h.name, [h.labels[i] for i in idx], [float(p[i]) for i in idx]))
+        t3 = time.perf_counter()
+        self.timing = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
+        return preds
+
+
+class Stylizer(_Task):
+    """Stylize frames of any size: optional resize, pad to the net's multiple, crop back, blend."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        style: int | str | np.ndarray = 0,
+        strength: float = 1.0,
+        keep_color: bool = False,
+        size: int | None = None,
+    ):
+        super().__init__(model)
+        if not 0.0 <= strength <= 1.0:
+            raise InputError(f"--strength {strength} is outside 0..1")
+        self.pre = ImagePreprocessor(self.meta.image)
+        self.post = ImagePostprocessor(self.meta.output)
+        self.strength = strength
+        self.keep_color = keep_color
+        self.size = size
+        self.styles = list(self.meta.styles)
+        self.weights = None
+        if self.meta.style is not None:
+            self.weights = np.zeros((1, len(self.styles)), np.float32)
+            self.set_style(style)
+
+    @property
+    def style_name(self) -> str:
+        if self.weights is None:
+            return self.meta.name
+        i = int(self.weights.argmax())
+        return self.styles[i] if np.count_nonzero(self.weights) == 1 else "mix"
+
+    def set_style(self, style: int | str | np.ndarray) -> None:
+        """A style index or name, or a weight vector that blends styles."""
+        if self.weights is None:
+            if style not in (0, None, self.meta.name):
+                raise InputError(f"model {self.meta.name!r} holds one style; it has no style input")
+            return
+        n = len(self.styles)
+        if isinstance(style, str):
+            if style.isdigit():
+                style = int(style)
+            elif style in self.styles:
+                style = self.styles.index(style)
+            else:
+                raise InputError(f"unknown style {style!r}", f"this model has: {', '.join(self.styles)}")
+        if isinstance(style, (int, np.integer)):
+            if not 0 <= style < n:
+                raise InputError(f"style index {style} is out of range 0..{n - 1}")
+            self.weights[:] = 0
+            self.weights[0, style] = 1
+        else:
+            w = np.asarray(style, np.float32).reshape(1, -1)
+            if w.shape[1] != n:
+                raise InputError(f"style weights have {w.shape[1]} values, the model has {n} styles")
+            self.weights[:] = w
+
+    def step_style(self, delta: int) -> None:
+        if self.weights is not None:
+            self.set_style((int(self.weights.argmax()) + delta) % len(self.styles))
+
+    def warmup(self, shape: tuple[int, int] = (480, 640)) -> None:
+        self.stylize(np.zeros((*shape, 3), np.uint8))
+
+    def stylize(self, frame: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        h, w = frame.shape[:2]
+        work = frame
+        th, tw = fit_size(h, w, self.size)
+        if (th, tw) != (h, w):
+            work = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if th < h else cv2.INTER_LINEAR)
+        x = self.pre(work)
+        feeds = {self.meta.image.name: x}
+        if self.weights is not None:
+            feeds[self.meta.style.name] = self.weights
+        t1 = time.perf_counter()
+        out = self.runner.infer(feeds)[self.meta.output.name]
+        t2 = time.perf_counter()
+        img = self.post(out, crop=(th, tw))
+        if (th, tw) != (h, w):
+            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        if self.keep_color:
+            img = preserve_color(img, frame)
+        img = blend(img, frame, self.strength)
+        t3 = time.perf_counter()
+        self.timing = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
+        return img
+
+
+class Generator(_Task):
+    """Latent vector (and optional class) -> image."""
+
+    def __init__(self, model: LoadedModel):
+        super().__init__(model)
+        self.post = ImagePostprocessor(self.meta.output)
+        self.latent_size = self.meta.latent.size
+        self.labels = list(self.meta.classes.labels) if self.meta.classes else []
+
+    def sample_latents(self, n: int, seed: int | None = None) -> np.ndarray:
+        return np.random.default_rng(seed).standard_normal((n, self.latent_size)).astype(np.float32)
+
+    def class_vector(self, n: int, cls: int | str | None) -> np.ndarray | None:
+        if not self.labels:
+            if cls is not None:
+                raise InputError(f"model {self.meta.name!r} is not class-conditional; drop --class")
+            return None
+        if cls is None:
+            cls = 0
+        if isinstance(cls, str):
+            if cls not in self.labels:
+                raise InputError(f"unknown class {cls!r}", f"this model has: {', '.join(self.labels)}")
+            cls = self.labels.index(cls)
+        onehot = np.zeros((n, len(self.labels)), np.float32)
+        onehot[:, cls] = 1
+        return onehot
+
+    def generate(self, z: np.ndarray, cls: int | str | None = None) -> list[np.ndarray]:
+        """One BGR uint8 image per latent row."""
+        z = np.asarray(z, np.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.latent_size:
+            raise InputError(f"latent has shape {z.shape}; this generator wants (N, {self.latent_size})")
+        feeds = {self.meta.latent.name: z}
+        c = self.class_vector(len(z), cls)
+        if c is not None:
+            feeds[self.meta.classes.name] = c
+        t1 = time.perf_counter()
+        out = self.runner.infer(feeds)[self.meta.output.name]
+        t2 = time.perf_counter()
+        imgs = [self.post(out[i]) for i in range(len(out))]
+        self.timing = {"pre": 0.0, "infer": (t2 - t1) * 1e3, "post": (time.perf_counter() - t2) * 1e3}
+        return imgs
