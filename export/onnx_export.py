@@ -68,6 +68,45 @@ def to_onnx_bytes(
     return buf.getvalue()
 
 
+def simplify_onnx(data: bytes) -> bytes:
+    """Constant folding and redundant-op removal with onnxslim; falls back to the input if it fails.
+
+    The result must still pass the parity check, so a bad simplification cannot ship silently.
+    """
+    import onnx
+
+    try:
+        import onnxslim
+    except ImportError as e:
+        raise ModelError("--simplify needs onnxslim", "pip install onnxslim") from e
+    model = onnx.load_from_string(data)
+    props = [(p.key, p.value) for p in model.metadata_props]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            slim = onnxslim.slim(model)
+    except Exception as e:  # onnxslim raises assorted errors on graphs it cannot handle
+        warnings.warn(f"onnxslim failed ({e}); keeping the unsimplified graph")
+        return data
+    if slim is None:
+        return data
+    del slim.metadata_props[:]
+    for k, v in props:
+        slim.metadata_props.add(key=k, value=v)
+    return slim.SerializeToString()
+
+
+def check_onnx(data: bytes, where: str = "model") -> None:
+    """onnx.checker plus a load in ONNX Runtime: a clear error instead of a failure deep in a converter."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data))
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{where} fails the ONNX checker: {msg}", "re-export it, or fix the graph") from e
+
+
 def check_parity(
     model,
     onnx_bytes: bytes,
@@ -113,12 +152,15 @@ def export_model(
     atol: float = 1e-4,
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
+    simplify: bool = False,
 ) -> ParityReport:
     """Export, check parity on ``verify_inputs`` (default: the example), then write atomically.
 
     Refuses to write a model that fails the tolerance unless ``verify=False``.
     """
     data = to_onnx_bytes(model, example_inputs, output_names, dynamic_axes, opset)
+    if simplify:
+        data = simplify_onnx(data)
     feeds = verify_inputs or [{k: v.detach().cpu().numpy() for k, v in example_inputs.items()}]
     report = check_parity(model, data, feeds, atol=atol)
     if verify and not report.passed:

@@ -48,15 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     module, func, _ = VERBS[verb]
     from .errors import ArtcamError
 
+    extra = {"train": "train", "export": "export", "bench": "bench"}.get(verb)
+    hint = f" (install it with: pip install 'artcam[{extra}]')" if extra else ""
     try:
-        fn = getattr(importlib.import_module(module), func)
-    except ImportError as e:
-        extra = "train" if verb == "train" else "export" if verb == "export" else ""
-        hint = f" (install it with: pip install 'artcam[{extra}]')" if extra else ""
-        print(f"artcam: error: `artcam {verb}` needs {e.name or e}{hint}", file=sys.stderr)
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    except ImportError as e:  # an optional heavy dependency (torch, onnx, ...) is missing
+        what = e.name or str(e)
+        print(f"artcam: error: `artcam {verb}` needs {what}, which cannot be imported{hint}", file=sys.stderr)
         return 2
-    try:
-        return int(fn(argv) or 0)
     except ArtcamError as e:
         print(f"artcam: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -11,8 +11,16 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from artcam.runtime.modelfile import (ClassInput, ImageInput, ImageOutput, LatentInput, LogitsOutput, ModelMeta,
-                                      StyleInput, write_model_file)
+from artcam.runtime.modelfile import (
+    ClassInput,
+    ImageInput,
+    ImageOutput,
+    LatentInput,
+    LogitsOutput,
+    ModelMeta,
+    StyleInput,
+    write_model_file,
+)
 
 OPSET = [helper.make_opsetid("", 17)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 
 TASKS = {
     "classify": ("artcam.training.classify", "train an art-style / object classifier"),

@@ -1,0 +1,203 @@
+"""Every source and sink on media the tests write themselves (real files, a real HTTP server)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from artcam.runtime import sinks as S
+from artcam.runtime import sources
+from artcam.runtime.errors import SinkError, SourceError
+from artcam.runtime.fileio import read_image, write_image
+from artcam.runtime.sources import SampleSource, open_source
+
+
+def make_video(path, n=12, size=(48, 64), fps=10.0):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size[1], size[0]))
+    assert w.isOpened()
+    for i in range(n):
+        f = np.full((*size, 3), i * 20 % 256, np.uint8)
+        cv2.putText(f, str(i), (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
+        w.write(f)
+    w.release()
+    return path
+
+
+def test_video_file_every_frame_and_loop(tmp_path):
+    p = make_video(tmp_path / "clip.avi", n=12)
+    src = open_source(str(p))
+    frames = list(src)
+    assert len(frames) == 12 and not src.live and src.fps == pytest.approx(10.0)
+    assert frames[0][0].shape == (48, 64, 3)
+    assert all(t1 <= t2 for (_, t1), (_, t2) in zip(frames, frames[1:]))
+    looped = open_source(str(p), loop=True)
+    it = iter(looped)
+    assert len([next(it) for _ in range(30)]) == 30  # past the end: repeats
+    looped.close()
+
+
+def test_folder_glob_and_single_image(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / f"img{i}.png", np.full((20, 30, 3), i * 50, np.uint8))
+    grey = np.full((20, 30), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    src = open_source(str(tmp_path))
+    got = list(src)
+    assert len(got) == 4 and src.skipped == 1  # unreadable skipped, counted, run continues
+    assert all(f.shape == (20, 30, 3) for f, _ in got)  # greyscale converted
+    assert len(list(open_source(str(tmp_path / "img*.png")))) == 3
+    assert len(list(open_source(str(tmp_path / "img1.png")))) == 1
+    with pytest.raises(SourceError, match="no images found"):
+        open_source(str(tmp_path / "nothing*.png"))
+
+
+def test_missing_sources_are_clear(tmp_path):
+    with pytest.raises(SourceError, match="source not found"):
+        open_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(SourceError, match="camera /dev/video99 does not exist"):
+        open_source("/dev/video99")
+    with pytest.raises(SourceError) as e:
+        open_source("57")
+    assert "camera 57" in str(e.value) and "sample" in str(e.value)
+    if "GStreamer: YES" not in " ".join(cv2.getBuildInformation().split()):
+        with pytest.raises(SourceError, match="no GStreamer"):
+            open_source("videotestsrc ! appsink")
+
+
+def test_stream_reconnects_with_backoff_then_gives_up(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(sources.time, "sleep", sleeps.append)
+    calls = []
+
+    class FakeCap:  # stands in for a network stream that delivers 2 frames, then dies for good
+        def __init__(self, target, api):
+            calls.append(target)
+            self.left = 2 if len(calls) == 1 else 0
+
+        def isOpened(self):
+            return True
+
+        def read(self):
+            if self.left > 0:
+                self.left -= 1
+                return True, np.zeros((8, 8, 3), np.uint8)
+            return False, None
+
+        def get(self, prop):
+            return 0
+
+        def set(self, *a):
+            return True
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeCap)
+    src = open_source("rtsp://127.0.0.1:8554/cam")
+    assert src.live
+    got = []
+    with pytest.raises(SourceError, match="reconnects failed"):
+        for f, _ in src:
+            got.append(f)
+    assert len(got) == 2 and sleeps == [0.5, 1.0, 2.0, 4.0, 8.0] and src.reconnects == 5
+
+
+def test_sample_source_moves_and_falls_back(monkeypatch):
+    s = SampleSource(size=(60, 80), fps=30, frames=5, live=False)
+    frames = [f for f, _ in s]
+    assert len(frames) == 5 and frames[0].shape == (60, 80, 3)
+    assert np.abs(frames[0].astype(int) - frames[4]).mean() > 0.5  # the picture moves
+    monkeypatch.setattr(sources, "_sample_photos", lambda: [])
+    g = SampleSource(size=(60, 80), frames=2, live=False)
+    assert "generated" in g.description and len(list(g)) == 2
+
+
+def test_video_sink_round_trip_and_atomic(tmp_path):
+    out = tmp_path / "out.avi"
+    sink = S.open_sink(str(out), fps=12)
+    for i in range(7):
+        sink.write(np.full((40, 56, 3), i * 30, np.uint8), {})
+        assert not out.exists()  # still under a temporary name
+    sink.close()
+    assert [f for f, _ in open_source(str(out))].__len__() == 7
+    assert list(tmp_path.glob(".*partial*")) == []
+
+
+def test_mp4_sink(tmp_path):
+    sink = S.open_sink(str(tmp_path / "o.mp4"))
+    for i in range(5):
+        sink.write(np.full((32, 48, 3), 100, np.uint8), {})
+    sink.close()
+    cap = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+
+
+def test_folder_and_image_sinks(tmp_path):
+    sink = S.open_sink(str(tmp_path / "frames"))
+    sink.write(np.zeros((10, 10, 3), np.uint8), {"name": "kodim01.png"})
+    sink.write(np.zeros((10, 10, 3), np.uint8), {})
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000001.jpg", "kodim01.jpg"]
+    one = S.open_sink(str(tmp_path / "one.png"), hud=True)
+    one.write(np.zeros((50, 200, 3), np.uint8), {"fps": 30.0, "latency_ms": 12, "style": "wave"})
+    assert read_image(tmp_path / "one.png").max() > 0  # the HUD drew text
+
+
+def test_sink_errors(tmp_path):
+    with pytest.raises(SinkError, match="unknown output type"):
+        S.open_sink(str(tmp_path / "x.docx"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not __import__("os").access(ro, __import__("os").W_OK):  # root can write anyway
+            with pytest.raises(SinkError, match="not writable"):
+                S.open_sink(str(ro / "out.mp4"))
+    finally:
+        ro.chmod(0o700)
+    with pytest.raises(SinkError, match="cannot create output folder"):
+        S.open_sink("/proc/artcam_cannot/out.mp4")
+
+
+def test_window_without_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        ok, why = S.display_available()
+        assert not ok and "DISPLAY" in why
+        with pytest.raises(SinkError, match="cannot open a window"):
+            S.WindowSink()
+
+
+def test_mjpeg_http_stream(tmp_path):
+    sink = S.open_sink("http://127.0.0.1:0")
+    assert isinstance(sink, S.MjpegServerSink)
+    url = f"http://127.0.0.1:{sink.port}"
+    stop = threading.Event()
+
+    def feed():
+        i = 0
+        while not stop.is_set():
+            sink.write(np.full((30, 40, 3), i % 255, np.uint8), {})
+            i += 1
+            stop.wait(0.02)
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        snap = urllib.request.urlopen(url + "/snapshot.jpg", timeout=5).read()
+        assert cv2.imdecode(np.frombuffer(snap, np.uint8), cv2.IMREAD_COLOR).shape == (30, 40, 3)
+        with urllib.request.urlopen(url + "/stream.mjpg", timeout=5) as r:
+            assert "multipart/x-mixed-replace" in r.headers["Content-Type"]
+            chunk = r.read(4096)
+        assert chunk.count(b"--frame") >= 1 and b"image/jpeg" in chunk
+        assert b"stream.mjpg" in urllib.request.urlopen(url + "/", timeout=5).read()
+    finally:
+        stop.set()
+        t.join()
+        sink.close()
