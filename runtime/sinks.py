@@ -63,7 +63,7 @@ def draw_hud(frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     lh = int(22 * scale / 0.6)
     box_h = lh * len(lines) + 8
     roi = frame[:box_h, : min(frame.shape[1], int(560 * scale / 0.6))]
-    roi[:] = (roi * 0.45).astype(np.uint8)
+    cv2.convertScaleAbs(roi, dst=roi, alpha=0.45)
     for i, text in enumerate(lines):
         cv2.putText(frame, text, (6, lh * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return frame
