@@ -286,7 +286,9 @@ def demo_main(argv: list[str]) -> int:
     p.add_argument("--classify", default=DEFAULT_CLASSIFIER, help="classifier model, or none")
     p.add_argument("--classify-every", type=int, default=1)
     p.add_argument("--cycle-styles", type=int, default=60, help="switch style every N frames (0 = never)")
-    p.add_argument("--live", action="store_true", help="pace the source like a camera and drop stale frames")
+    p.add_argument("--every-frame", action="store_true",
+                   help="process every frame as fast as possible (default: paced like a 30 FPS camera, "
+                        "stale frames dropped, so latency is capture-to-output)")
     p.add_argument("--json", action="store_true")
     add_backend_args(p)
     a = p.parse_args(argv)
@@ -305,7 +307,8 @@ def demo_main(argv: list[str]) -> int:
             stylizer.step_style(1)
 
     try:
-        source = open_source(a.source, size=a.source_size, frames=None if a.live else a.frames, live=a.live)
+        live = not a.every_frame
+        source = open_source(a.source, size=a.source_size, frames=None if live else a.frames, live=live)
         print(f"artcam: {source.description} -> stylize ({stylizer.meta.name}) + classify "
               f"({classifier.meta.name if classifier else 'off'}) -> {sink.description}", file=sys.stderr)
         try:
