@@ -70,42 +70,63 @@ def test_missing_sources_are_clear(tmp_path):
             open_source("videotestsrc ! appsink")
 
 
-def test_stream_reconnects_with_backoff_then_gives_up(monkeypatch):
-    sleeps = []
-    monkeypatch.setattr(sources.time, "sleep", sleeps.append)
-    calls = []
+class Feeder:
+    """A real MJPEG-over-HTTP stream on loopback (our own sink), fed with frames of one grey value."""
 
-    class FakeCap:  # stands in for a network stream that delivers 2 frames, then dies for good
-        def __init__(self, target, api):
-            calls.append(target)
-            self.left = 2 if len(calls) == 1 else 0
+    def __init__(self, value, port=0):
+        self.sink = S.MjpegServerSink("127.0.0.1", port, hud=False)
+        self.port, self.value = self.sink.port, value
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
-        def isOpened(self):
-            return True
+    def _run(self):
+        while not self.stop.is_set():
+            self.sink.write(np.full((48, 64, 3), self.value, np.uint8), {})
+            self.stop.wait(0.02)
 
-        def read(self):
-            if self.left > 0:
-                self.left -= 1
-                return True, np.zeros((8, 8, 3), np.uint8)
-            return False, None
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.sink.close()
 
-        def get(self, prop):
-            return 0
 
-        def set(self, *a):
-            return True
-
-        def release(self):
-            pass
-
-    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeCap)
-    src = open_source("rtsp://127.0.0.1:8554/cam")
+def test_network_stream_reconnects_after_a_drop(monkeypatch):
+    real_sleep = sources.time.sleep
+    monkeypatch.setattr(sources.time, "sleep", lambda s: real_sleep(min(s, 0.2)))  # shorter backoff, same logic
+    first = Feeder(60)
+    src = open_source(f"http://127.0.0.1:{first.port}/stream.mjpg")
     assert src.live
-    got = []
+    seen, second = [], None
+    try:
+        for frame, _ in src:
+            seen.append(int(frame.mean()))
+            if len(seen) == 5:
+                first.close()  # the camera goes away ...
+                second = Feeder(200, port=first.port)  # ... and comes back on the same address
+            if seen[-1] > 150:
+                break
+        assert src.reconnects >= 1
+        assert abs(seen[0] - 60) < 5 and abs(seen[-1] - 200) < 5
+    finally:
+        src.close()
+        if second is not None:
+            second.close()
+
+
+def test_network_stream_gives_up_after_retries(monkeypatch):
+    real_sleep = sources.time.sleep
+    delays = []
+    monkeypatch.setattr(sources.time, "sleep", lambda s: (delays.append(s), real_sleep(0.01)))
+    feeder = Feeder(90)
+    src = open_source(f"http://127.0.0.1:{feeder.port}/stream.mjpg")
+    got = 0
     with pytest.raises(SourceError, match="reconnects failed"):
-        for f, _ in src:
-            got.append(f)
-    assert len(got) == 2 and sleeps == [0.5, 1.0, 2.0, 4.0, 8.0] and src.reconnects == 5
+        for _ in src:
+            got += 1
+            if got == 3:
+                feeder.close()
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0]  # exponential backoff, capped
 
 
 def test_sample_source_moves_and_falls_back(monkeypatch):

@@ -269,6 +269,15 @@ def runner_for_engine(path: str | os.PathLike, cuda_graph: bool = False) -> TrtR
     return TrtRunner(plan, header, str(path), cuda_graph=cuda_graph)
 
 
+def engine_meta(path: str | os.PathLike):
+    """The artcam ModelMeta stored in an engine's header (None for an engine built from a foreign ONNX);
+    reads only the header, so ``artcam models``/loading can describe engines without TensorRT."""
+    from ..modelfile import from_props
+    from .engine_file import read_engine_header
+
+    return from_props(read_engine_header(path).meta)
+
+
 def runner_for_onnx(
     path: str | os.PathLike,
     data: bytes,
