@@ -199,6 +199,7 @@ def live_main(argv: list[str]) -> int:
     g.add_argument("--classify-every", type=int, default=1, help="classify every Nth frame")
     p.add_argument("--model", help="a generator for --source latent-walk")
     p.add_argument("--seed", type=_seed, default=0, help="latent walk seed")
+    p.add_argument("--class", dest="cls", default=None, help="latent walk: stay on this class")
     p.add_argument("-o", "--output", default="window",
                    help="window (default), out.mp4, a folder, http://HOST:PORT (MJPEG stream) or null")
     p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
@@ -235,21 +236,38 @@ def open_sink_or_null(spec: str, hud: bool = False, fps: float = 30.0) -> S.Sink
 
 
 def _latent_walk(a) -> int:
-    from .latent_walk import LatentWalk  # written with the GAN; numpy only
+    """`live --source latent-walk`: a generator painting a smooth path through its latent space."""
+    import cv2
+
+    from .latent_walk import LatentWalk
 
     lm = _load(a.model or DEFAULT_GENERATOR, "generate", a)
     gen = Generator(lm)
-    walk = LatentWalk(gen.latent_size, seed=a.seed)
-    size = a.source_size or (480, 480)
+    fixed = None
+    if a.cls is not None:
+        if a.cls not in gen.labels:
+            gen.close()
+            raise InputError(f"unknown class {a.cls!r}", f"this model has: {', '.join(gen.labels) or 'no classes'}")
+        fixed = gen.labels.index(a.cls)
+    walk = LatentWalk(gen.latent_size, seed=a.seed, n_classes=len(gen.labels), fixed_class=fixed)
+    h, w = a.source_size or (512, 512)
+    fps = a.source_fps or 30.0
+    paced = a.output == "window" or a.output.startswith("http://")  # shown to people: real time
 
     class WalkSource:
-        live = False
-        description = f"latent walk through {lm.meta.name} (seed {a.seed})"
+        live = paced
+        description = f"latent walk through {lm.meta.name} (seed {a.seed}{f', {fps:g} FPS' if paced else ''})"
         skipped = 0
 
         def __iter__(self):
-            for z in walk:
-                yield z, time.perf_counter()
+            start, i = time.perf_counter(), 0
+            while True:
+                if paced:
+                    delay = start + i / fps - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                i += 1
+                yield walk.step(), time.perf_counter()
 
         def close(self):
             pass
@@ -257,16 +275,15 @@ def _latent_walk(a) -> int:
     class WalkProcessor:
         timing: dict = {}
 
-        def __call__(self, z):
-            import cv2
-
-            img = gen.generate(z)[0]
+        def __call__(self, item):
+            z, y = item
+            img = gen.generate(z, y)[0]
             self.timing = gen.timing
-            return cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC), {"style": lm.meta.name}
+            return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC), {"style": lm.meta.name}
 
     sink = open_sink_or_null(a.output, hud=a.hud, fps=a.source_fps or 30.0)
     try:
-        stats = _run_pipeline(a, WalkSource(), WalkProcessor(), sink, live=False)
+        stats = _run_pipeline(a, WalkSource(), WalkProcessor(), sink)
     finally:
         gen.close()
     _print_stats(stats, a.json)
@@ -426,14 +443,9 @@ def generate_main(argv: list[str]) -> int:
             for i in imgs]
     out = Path(a.output)
     if out.suffix:
-        cols = int(np.ceil(np.sqrt(len(imgs))))
-        rows = int(np.ceil(len(imgs) / cols))
-        h, w = imgs[0].shape[:2]
-        grid = np.full((rows * h + (rows + 1) * 4, cols * w + (cols + 1) * 4, 3), 255, np.uint8)
-        for k, img in enumerate(imgs):
-            r, c = divmod(k, cols)
-            grid[4 + r * (h + 4): 4 + r * (h + 4) + h, 4 + c * (w + 4): 4 + c * (w + 4) + w] = img
-        write_image(out, grid)
+        from .latent_walk import make_grid
+
+        write_image(out, make_grid(np.stack(imgs), int(np.ceil(np.sqrt(len(imgs)))), pad=4, pad_value=255))
     else:
         for k, img in enumerate(imgs):
             write_image(out / f"sample_{k:03d}.png", img)

@@ -171,11 +171,17 @@ class Generator(_Task):
     def sample_latents(self, n: int, seed: int | None = None) -> np.ndarray:
         return np.random.default_rng(seed).standard_normal((n, self.latent_size)).astype(np.float32)
 
-    def class_vector(self, n: int, cls: int | str | None) -> np.ndarray | None:
+    def class_vector(self, n: int, cls: int | str | np.ndarray | None) -> np.ndarray | None:
+        """One-hot rows for a class index or name; a weight vector (a blend of classes) passes through."""
         if not self.labels:
             if cls is not None:
                 raise InputError(f"model {self.meta.name!r} is not class-conditional; drop --class")
             return None
+        if isinstance(cls, np.ndarray):
+            w = np.asarray(cls, np.float32).reshape(-1, len(self.labels)) if cls.size % len(self.labels) == 0 else None
+            if w is None:
+                raise InputError(f"class weights have {cls.size} values; the model has {len(self.labels)} classes")
+            return np.ascontiguousarray(np.broadcast_to(w, (n, len(self.labels))))
         if cls is None:
             cls = 0
         if isinstance(cls, str):
@@ -186,7 +192,7 @@ class Generator(_Task):
         onehot[:, cls] = 1
         return onehot
 
-    def generate(self, z: np.ndarray, cls: int | str | None = None) -> list[np.ndarray]:
+    def generate(self, z: np.ndarray, cls: int | str | np.ndarray | None = None) -> list[np.ndarray]:
         """One BGR uint8 image per latent row."""
         z = np.asarray(z, np.float32)
         if z.ndim == 1:

@@ -133,6 +133,25 @@ def test_generate_grid_and_bad_seed(zoo, tmp_path):
     assert p.returncode == 2 and "not a whole number" in p.stderr
 
 
+def test_latent_walk(zoo, tmp_path):
+    out = tmp_path / "walk.avi"
+    p = run(["live", "--source", "latent-walk", "--model", "tiny_gen", "--frames", "12", "--source-size", "64x64",
+             "-o", str(out), "--json"], zoo)
+    assert json.loads(p.stdout.strip().splitlines()[-1])["frames"] == 12
+    frames = []
+    cap = cv2.VideoCapture(str(out))
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f.astype(float))
+    assert len(frames) == 12 and frames[0].shape == (64, 64, 3)
+    steps = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
+    assert max(steps) < 40 and np.mean(steps) > 0  # it moves, smoothly
+    p = run(["live", "--source", "latent-walk", "--model", "tiny_gen", "--class", "x", "-o", "null"], zoo, check=False)
+    assert p.returncode == 2 and "unknown class" in p.stderr
+
+
 def test_runtime_never_imports_torch(no_torch, zoo, tmp_path):
     code = "import artcam.runtime.commands, artcam.runtime.cli, sys; assert 'torch' not in sys.modules; print('ok')"
     env = dict(os.environ, PYTHONPATH=str(no_torch))
