@@ -66,6 +66,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"],
                    help="onnxruntime (default) or the native TensorRT runner")
     g.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    g.add_argument("--opt-level", default="all", choices=["disable", "basic", "extended", "all"],
+                   help="ONNX Runtime graph optimisation level (default: all)")
 
 
 def add_foreign_args(p: argparse.ArgumentParser) -> None:
@@ -93,7 +95,8 @@ def foreign_flags(a: argparse.Namespace) -> ForeignFlags:
 
 
 def _load(spec: str, task: str, a: argparse.Namespace, flags: ForeignFlags | None = None):
-    return load_model(spec, task=task, device=a.device, backend=a.backend, threads=a.threads, flags=flags)
+    return load_model(spec, task=task, device=a.device, backend=a.backend, threads=a.threads,
+                      opt_level=a.opt_level, flags=flags)
 
 
 def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0") -> None:
@@ -212,15 +215,22 @@ def live_main(argv: list[str]) -> int:
         return _latent_walk(a)
     if a.style is None and a.classify is None:
         a.style = "0"  # plain `artcam live` stylizes with the default model
-    sink = open_sink_or_null(a.output, hud=a.hud)
-    stylizer = make_stylizer(a) if a.style is not None else None
-    classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
-    processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+    # the source first: a missing camera should fail before seconds of model loading
+    source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
+    processor = None
     try:
-        source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
+        sink = open_sink_or_null(a.output, hud=a.hud)
+        stylizer = make_stylizer(a) if a.style is not None else None
+        classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
+        processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+        for task in (stylizer, classifier):  # pay one-time costs before the first live frame
+            if task is not None:
+                task.warmup()
         stats = _run_pipeline(a, source, processor, sink)
     finally:
-        processor.close()
+        source.close()
+        if processor is not None:
+            processor.close()
     _print_stats(stats, a.json)
     return 0
 
