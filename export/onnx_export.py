@@ -96,8 +96,42 @@ def simplify_onnx(data: bytes) -> bytes:
     return slim.SerializeToString()
 
 
+def freeze_style(data: bytes, meta: ModelMeta, style: str) -> tuple[bytes, ModelMeta]:
+    """A single-style model: the style input becomes a constant one-hot and is folded away.
+
+    The style-conditioned affines (``style @ G``) then fold into the convolutions, which is what
+    INT8 needs: a multi-style graph keeps per-frame QLinearMul/QLinearAdd for them, the frozen one
+    is plain convolutions.
+    """
+    import dataclasses
+
+    import onnx
+    from onnx import numpy_helper
+
+    if meta is None or meta.style is None:
+        raise ModelError("--freeze-style needs a stylizer with a style input in its metadata")
+    names = list(meta.style.styles)
+    if style not in names and not (style.isdigit() and int(style) < len(names)):
+        raise ModelError(f"unknown style {style!r}", f"choose one of {', '.join(names)} (or its index)")
+    idx = names.index(style) if style in names else int(style)
+    model = onnx.load_from_string(data)
+    graph_in = [i for i in model.graph.input if i.name == meta.style.name]
+    if not graph_in:
+        raise ModelError(f"the graph has no input {meta.style.name!r}")
+    model.graph.input.remove(graph_in[0])
+    onehot = np.zeros((1, len(names)), np.float32)
+    onehot[0, idx] = 1.0
+    model.graph.initializer.append(numpy_helper.from_array(onehot, meta.style.name))
+    frozen = simplify_onnx(model.SerializeToString())
+    new_meta = dataclasses.replace(
+        meta, style=None, name=f"{meta.name}_{names[idx]}",
+        description=(meta.description + f" Frozen to style {names[idx]!r}.").strip(),
+    )
+    return frozen, new_meta
+
+
 def check_onnx(data: bytes, where: str = "model") -> None:
-    """onnx.checker plus a load in ONNX Runtime: a clear error instead of a failure deep in a converter."""
+    """Run onnx.checker: a clear error up front instead of a failure deep inside a converter."""
     import onnx
 
     try:

@@ -64,16 +64,26 @@ def load_model(
 ) -> LoadedModel:
     """Resolve, read and check metadata, open a runner; ``task`` rejects a model made for another job."""
     path = resolve(spec)
-    data, meta = read_model_file(path)
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
-    if backend == "tensorrt":
-        from .backends.trt import runner_for_onnx  # lazy: TensorRT is optional
+    if path.suffix.lower() in (".engine", ".plan"):  # a TensorRT engine built by `artcam export`
+        from .backends.trt import engine_meta, runner_for_engine  # lazy: TensorRT is optional
 
+        meta = engine_meta(path)
+        runner = runner_for_engine(path)
+    elif backend == "tensorrt":
+        from .backends.trt import runner_for_onnx
+
+        data, meta = read_model_file(path)
         runner = runner_for_onnx(path, data)
     else:
-        from .backends.onnxrt import OrtRunner, SessionFromOnnx
+        from .backends.onnxrt import OrtRunner, SessionFromOnnx, tensorrt_ep_available
 
+        data, meta = read_model_file(path)
+        if trt_options is None and device in ("auto", "tensorrt") and tensorrt_ep_available():
+            from .backends.engine_file import trt_ep_options  # engine + timing caches on disk
+
+            trt_options = trt_ep_options()
         runner = OrtRunner(SessionFromOnnx(data, device=device, threads=threads, opt_level=opt_level,
                                            trt_options=trt_options))
     runner.activate()

@@ -79,3 +79,23 @@ def test_threads_option(tmp_path):
     with OrtRunner(SessionFromOnnx(str(tm.stylizer(tmp_path / "s.onnx")), device="cpu", threads=1)) as r:
         out = r.infer({"image": np.ones((1, 3, 8, 8), np.float32), "style": np.array([[1, 0]], np.float32)})
     assert out["stylized"].shape == (1, 3, 8, 8)
+
+
+def test_engine_file_without_tensorrt_says_so(tmp_path):
+    """An artcam engine is described from its header alone; running it needs TensorRT, said plainly."""
+    import importlib.util
+
+    from artcam.runtime.backends.engine_file import EngineHeader, write_engine_file
+    from artcam.runtime.modelfile import read_model_file
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here")
+    data, meta = read_model_file(tm.stylizer(tmp_path / "s.onnx"))
+    header = EngineHeader(trt_version="10.3.0", gpu_name="Orin", compute_capability="8.7", precision="fp16",
+                          meta=meta.to_props())
+    eng = write_engine_file(tmp_path / "s.engine", header, b"\0plan")
+    from artcam.runtime.backends.trt import engine_meta
+
+    assert engine_meta(eng).styles == meta.styles
+    with pytest.raises(ArtcamError, match="TensorRT is not installed"):
+        load_model(eng)

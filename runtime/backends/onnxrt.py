@@ -38,6 +38,10 @@ def _ort():
     return onnxruntime
 
 
+def tensorrt_ep_available() -> bool:
+    return "TensorrtExecutionProvider" in _ort().get_available_providers()
+
+
 def provider_chain(device: str, trt_options: Mapping[str, object] | None = None) -> list:
     """Providers to try for ``device``, best first; auto = TensorRT, then CUDA, then CPU."""
     if device not in DEVICES:

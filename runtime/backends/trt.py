@@ -13,7 +13,7 @@ import ctypes
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -49,8 +49,9 @@ def import_trt():
     try:
         import tensorrt
     except ImportError as e:
-        raise ArtcamError("the TensorRT backend needs TensorRT (`import tensorrt` failed)",
-                          "install TensorRT 10+ on an NVIDIA GPU machine, or use --backend onnxruntime") from e
+        raise ArtcamError("TensorRT is not installed (`import tensorrt` failed)",
+                          "install TensorRT 10+ on a machine with an NVIDIA GPU (pip install tensorrt), or use "
+                          "ONNX Runtime (--format onnx / --backend onnxruntime)") from e
     return tensorrt
 
 
@@ -131,7 +132,8 @@ class TrtRunner(Runner):
             raise EngineError(f"TensorRT could not deserialize {self.where}", "rebuild the engine on this machine")
         self.context = self.engine.create_execution_context()
         self.stream = self.cuda(self.cuda.rt.cudaStreamCreate())
-        self.device = f"cuda ({name})"
+        self.device = "tensorrt"
+        self.gpu_name = name
         self._inputs, self._outputs = [], []
         for i in range(self.engine.num_io_tensors):
             n = self.engine.get_tensor_name(i)
@@ -323,9 +325,3 @@ def runner_for_onnx(
     stored = cache.store(stem, header, plan)
     return TrtRunner(plan, header, str(stored), cuda_graph=cuda_graph)
 
-
-def engine_summary(header: EngineHeader) -> dict[str, Any]:
-    d = {"engine": header.describe(), "onnx": header.onnx_hash,
-         "profiles": [{n: {"min": list(a), "opt": list(b), "max": list(c)} for n, (a, b, c) in p.items()}
-                      for p in header.profiles]}
-    return d

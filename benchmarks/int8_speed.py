@@ -1,0 +1,85 @@
+"""INT8 vs FP32 (or any two ONNX models) latency on ONNX Runtime CPU: same run, alternating, medians.
+
+    python -m artcam.benchmarks.int8_speed FP32.onnx INT8.onnx [--size H W] [--runs 50] [--threads N]
+
+Alternating the two sessions call by call keeps slow drifts of a shared machine (other jobs, clock
+changes) from favouring either side; the ratio of medians is the figure to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _session(data: bytes, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def _feed(path: str, data: bytes, sess, size):
+    from artcam.export.parity import make_feeds, ort_inputs, synthetic_images
+    from artcam.runtime.modelfile import read_model_file
+
+    _, meta = read_model_file(path)
+    return make_feeds(meta, ort_inputs(sess), synthetic_images(1, size=(480, 640)), size=size)[0]
+
+
+def measure(a_path: str, b_path: str, size=(480, 640), runs: int = 50, warmup: int = 5, threads: int = 0) -> dict:
+    a_data, b_data = open(a_path, "rb").read(), open(b_path, "rb").read()
+    sa, sb = _session(a_data, threads), _session(b_data, threads)
+    # each model gets the same image through its own metadata (a style-frozen model has no style input)
+    feeds = {"a": _feed(a_path, a_data, sa, size), "b": _feed(b_path, b_data, sb, size)}
+    feed = feeds["a"]
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    for i in range(warmup + runs):
+        for key, s in (("a", sa), ("b", sb)) if i % 2 == 0 else (("b", sb), ("a", sa)):
+            t0 = time.perf_counter()
+            s.run(None, feeds[key])
+            dt = (time.perf_counter() - t0) * 1e3
+            if i >= warmup:
+                times[key].append(dt)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    q = {k: [float(np.percentile(v, p)) for p in (10, 90)] for k, v in times.items()}
+    return {
+        "a": a_path, "b": b_path, "input": {k: list(v.shape) for k, v in feed.items()}, "runs": runs,
+        "threads": threads or "ort default", "median_ms": {a_path: round(med["a"], 3), b_path: round(med["b"], 3)},
+        "p10_p90_ms": {a_path: [round(x, 3) for x in q["a"]], b_path: [round(x, 3) for x in q["b"]]},
+        "speedup_b_over_a": round(med["a"] / med["b"], 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m artcam.benchmarks.int8_speed", description=__doc__.splitlines()[0])
+    ap.add_argument("a", help="baseline model (FP32)")
+    ap.add_argument("b", help="model to compare (INT8)")
+    ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"),
+                    help="input size for free-size image models (default 480 640)")
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ONNX Runtime default)")
+    ap.add_argument("--json", help="also write the result here")
+    args = ap.parse_args(argv)
+    r = measure(args.a, args.b, tuple(args.size), args.runs, args.warmup, args.threads)
+    text = json.dumps(r, indent=2)
+    print(text)
+    if args.json:
+        from artcam.runtime.fileio import atomic_write_text
+
+        atomic_write_text(args.json, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
