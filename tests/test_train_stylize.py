@@ -1,0 +1,227 @@
+"""The stylize trainer on tiny data it writes itself: steps, resume, export, bad input, the metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from artcam.runtime.modelfile import read_model_file
+from artcam.training import stylize
+from artcam.training.common import TrainingError, load_checkpoint
+
+FAST = ["--loss-net", "random", "--image-size", "32", "--batch-size", "2", "--log-every", "1",
+        "--sample-every", "0", "--ckpt-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("stylize_data")
+    content = root / "photos"
+    (content / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        img = np.full((60 + 8 * i, 72, 3), 40 * i, np.uint8)
+        cv2.circle(img, (30, 30), 10 + i, (255, 200, 30 * i), -1)
+        img = cv2.add(img, rng.integers(0, 30, img.shape, dtype=np.uint8))
+        cv2.imwrite(str((content / "sub" if i % 2 else content) / f"p{i}.jpg"), img)
+    stripes = np.zeros((64, 80, 3), np.uint8)
+    stripes[:, ::8] = (20, 180, 250)
+    stripes[::6] = (200, 40, 40)
+    cv2.imwrite(str(root / "stripes.png"), stripes)
+    dots = np.full((48, 48, 3), 230, np.uint8)
+    dots[::5, ::5] = (10, 10, 10)
+    cv2.imwrite(str(root / "dots.png"), dots)
+    (root / "broken.jpg").write_bytes(b"not an image")
+    (root / "empty").mkdir()
+    return {"content": content, "stripes": root / "stripes.png", "dots": root / "dots.png",
+            "broken": root / "broken.jpg", "empty": root / "empty"}
+
+
+def _args(data, out, *extra):
+    return ["--style", f"{data['stripes']},{data['dots']}", "--content", str(data["content"]), "--out", str(out),
+            *FAST, *extra]
+
+
+def test_train_resume_and_export(data, tmp_path):
+    out = tmp_path / "run"
+    assert stylize.main(_args(data, out, "--steps", "2", "--no-export")) == 0
+    ck = load_checkpoint(out / "last.pt", "stylize", "nano")
+    assert ck["step"] == 2 and ck["config"]["styles"] == ["stripes", "dots"]
+    before = {k: v.clone() for k, v in ck["model"].items()}
+
+    assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"))) == 0
+    ck = load_checkpoint(out / "last.pt", "stylize", "nano")
+    assert ck["step"] == 4  # continued from 2, not restarted
+    assert any(not torch.equal(before[k], v) for k, v in ck["model"].items())
+
+    onnx_path = out / "stylizer_nano.onnx"
+    _, meta = read_model_file(onnx_path)
+    assert meta.task == "stylize" and meta.styles == ("stripes", "dots")
+    assert meta.image.multiple == 8 and meta.provenance["step"] == 4
+
+    spec = stylize.export_spec(ck)
+    assert set(spec) >= {"model", "meta", "example_inputs", "output_names", "dynamic_axes"}
+    assert spec["output_names"] == ["stylized"] and spec["example_inputs"]["style"].shape == (1, 2)
+
+
+def test_resume_refuses_other_styles(data, tmp_path):
+    out = tmp_path / "run"
+    stylize.main(_args(data, out, "--steps", "1", "--no-export"))
+    with pytest.raises(TrainingError, match="holds styles"):
+        stylize.main(["--style", str(data["stripes"]), "--content", str(data["content"]), "--out", str(out),
+                      "--resume", str(out / "last.pt"), "--steps", "2", *FAST])
+
+
+@pytest.mark.parametrize("case, match", [
+    ("broken_style", "cannot read style image"),
+    ("empty_content", "no images found"),
+    ("tiny_style", "smaller than the network stride"),
+    ("bad_size", "not a multiple"),
+])
+def test_bad_input_is_a_clear_training_error(data, tmp_path, case, match):
+    args = _args(data, tmp_path / "run", "--steps", "1", "--no-export")
+    if case == "broken_style":
+        args[1] = str(data["broken"])
+    elif case == "empty_content":
+        args[3] = str(data["empty"])
+    elif case == "tiny_style":
+        args += ["--style-size", "4"]
+    elif case == "bad_size":
+        args += ["--image-size", "36"]
+    with pytest.raises(TrainingError, match=match):
+        stylize.main(args)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    real = stylize.stability_loss
+    calls = {"n": 0}
+
+    def poisoned(a, b, shift):
+        calls["n"] += 1
+        v = real(a, b, shift)
+        return v * float("nan") if calls["n"] >= 3 else v
+
+    monkeypatch.setattr(stylize, "stability_loss", poisoned)
+    with pytest.raises(TrainingError, match="step 3.*last good checkpoint"):
+        stylize.main(_args(data, out, "--steps", "5"))
+    assert load_checkpoint(out / "last.pt", "stylize")["step"] == 2
+
+
+def test_efficientnet_perceptual_loss_is_finite_and_differentiable():
+    from artcam.training.perceptual import DEFAULT_LAYERS, PerceptualLoss, build_loss_network
+
+    net = build_loss_network("efficientnet_lite0")
+    loss = PerceptualLoss(net, DEFAULT_LAYERS["efficientnet_lite0"], [torch.rand(1, 3, 64, 80), torch.rand(1, 3, 48, 48)])
+    out = torch.rand(2, 3, 64, 64, requires_grad=True)
+    terms = loss(out, torch.rand(2, 3, 64, 64), torch.tensor([[1.0, 0], [0.3, 0.7]]))
+    total = sum(terms.values())
+    total.backward()
+    assert all(torch.isfinite(v) for v in terms.values()) and out.grad.abs().sum() > 0
+
+
+def test_stability_term_is_zero_for_a_shift_equivariant_output():
+    big = torch.rand(2, 3, 32 + 2 * stylize.MARGIN, 32 + 2 * stylize.MARGIN)
+    x, y, shift = stylize.perturb(big, 32, torch.Generator().manual_seed(3))
+    m = stylize.MARGIN
+    dy, dx = shift
+    clean_y = big[..., m + dy:m + dy + 32, m + dx:m + dx + 32]
+    assert float(stylize.stability_loss(x, clean_y, shift)) == 0.0
+    assert float(stylize.stability_loss(x, y, shift)) >= 0.0
+
+
+def _write_clip(path: Path, frames: int = 8) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    assert w.isOpened()
+    for t in range(frames):
+        img = np.full((48, 64, 3), 90, np.uint8)
+        cv2.rectangle(img, (5 + 3 * t, 10), (25 + 3 * t, 30), (30, 200, 240), -1)
+        w.write(img)
+    w.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny_model")
+    stylize.main(_args(data, out, "--steps", "1"))
+    return out / "stylizer_nano.onnx"
+
+
+def test_instability_metric_on_a_synthetic_clip(data, tiny_model, tmp_path):
+    from artcam.benchmarks.stability import instability, read_frames
+    from artcam.benchmarks.stylizer_speed import OnnxStylizer
+
+    frames = read_frames(_write_clip(tmp_path / "clip.avi"), (64, 48), 8)
+    assert len(frames) == 8 and frames[0].shape == (48, 64, 3)
+    assert instability(lambda f: f, frames) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    assert instability(lambda f: np.clip(f + rng.normal(0, 0.2, f.shape), 0, 1), frames) > 2.0
+    assert instability(lambda f: np.full_like(f, 0.5), frames) == 0.0
+
+    model = OnnxStylizer(tiny_model)
+    assert model.styles == ["stripes", "dots"] and model.multiple == 8
+    v = instability(lambda f: model(f, 1), frames)
+    assert np.isfinite(v) and v > 0
+
+
+def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(data, tiny_model, tmp_path):
+    from artcam.benchmarks import contact_sheet, stylizer_speed
+
+    photos = sorted(str(p) for p in data["content"].rglob("*.jpg"))[:2]
+    out = tmp_path / "sheet.jpg"
+    assert contact_sheet.main(["-o", str(out), "--model", str(tiny_model), "--photos", *photos,
+                               "--size", "80x64", "--tile", "40x32"]) == 0
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[1] == 3 * 40 and sheet.shape[0] == 2 * 32 + 18  # photo + 2 styles; caption strip on row 1
+    model = stylizer_speed.OnnxStylizer(tiny_model)
+    wall, cpu = stylizer_speed.bench({"ours": model}, (44, 30), runs=2, warmup=1)  # 44x30 -> padded to 48x32
+    assert len(wall["ours"]) == len(cpu["ours"]) == 2
+    assert model(np.random.rand(30, 44, 3).astype(np.float32), np.array([0.5, 0.5])).shape == (30, 44, 3)
+
+
+def test_patchgan_term_trains_and_resumes(data, tmp_path):
+    out = tmp_path / "adv"
+    extra = ("--adv-weight", "0.1", "--adv-loss", "lsgan", "--no-export")
+    stylize.main(_args(data, out, "--steps", "2", *extra))
+    ck = load_checkpoint(out / "last.pt", "stylize")
+    assert ck["disc"] is not None and ck["disc_optimizer"] is not None
+    stylize.main(_args(data, out, "--steps", "3", "--resume", str(out / "last.pt"), *extra))
+    assert load_checkpoint(out / "last.pt", "stylize")["step"] == 3
+
+
+def test_unavailable_loss_network_is_a_clear_error(data, tmp_path):
+    from artcam.training.perceptual import build_loss_network
+
+    with pytest.raises(TrainingError, match="unknown loss network"):
+        build_loss_network("resnet9000")
+
+
+def test_init_fine_tune_and_weight_average_export(data, tmp_path):
+    from artcam.training import make_styles
+
+    names = ["--style-names", "starry_night,udnie", "--no-export"]
+    stylize.main(_args(data, tmp_path / "s1", "--steps", "2", *names))
+    stylize.main(_args(data, tmp_path / "s2", "--steps", "1", "--init", str(tmp_path / "s1" / "last.pt"),
+                       "--style-weight", "10", *names))
+    a = load_checkpoint(tmp_path / "s1" / "last.pt", "stylize")
+    b = load_checkpoint(tmp_path / "s2" / "last.pt", "stylize")
+    assert b["step"] == 1 and b["provenance"]["init_from"]["step"] == 2  # fresh counter, lineage recorded
+    mid = make_styles.average(a, b, 0.5)
+    k = next(k for k, v in a["model"].items() if v.is_floating_point())
+    assert torch.allclose(mid["model"][k], (a["model"][k] + b["model"][k]) / 2)
+
+    out = tmp_path / "shipped.onnx"
+    make_styles.main(["export", str(tmp_path / "s2" / "last.pt"), "--average-with", str(tmp_path / "s1" / "last.pt"),
+                      "-o", str(out)])
+    _, meta = read_model_file(out)
+    assert meta.name == "stylizer_nano" and meta.styles == ("starry_night", "udnie")
+    assert "Vincent van Gogh" in meta.provenance["paintings"]["starry_night"]
+
+    stylize.main(_args(data, tmp_path / "s3", "--steps", "1", "--no-export"))  # styles not in the PD list
+    with pytest.raises(TrainingError, match="public-domain"):
+        make_styles.main(["export", str(tmp_path / "s3" / "last.pt"), "-o", str(tmp_path / "x.onnx")])

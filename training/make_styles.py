@@ -1,0 +1,138 @@
+"""Reproduce the shipped multi-style stylizer ``runtime/models/stylizer_nano.onnx``.
+
+    python -m artcam.training.make_styles train --device cuda --minutes 6.5      # 6.5 min on one H100
+    python -m artcam.training.make_styles finetune --init runs/stylizer_nano/last.pt  # 150 steps, CPU is fine
+    python -m artcam.training.make_styles export runs/stylizer_nano_ft/last.pt \
+        --average-with runs/stylizer_nano/last.pt                                # -> runtime/models/
+
+The shipped styles are public-domain paintings only (artists who died before 1955) from
+``../shared/data/styles``; their provenance goes into the model metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from artcam.training.common import TrainingError, load_checkpoint
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHIPPED = Path(__file__).resolve().parents[1] / "runtime" / "models" / "stylizer_nano.onnx"
+
+# style name -> (painting, artist, year); all public domain (artist died before 1955).
+PAINTINGS = {
+    "starry_night": ("The Starry Night", "Vincent van Gogh", "1889"),
+    "great_wave": ("The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831"),
+    "the_scream": ("The Scream", "Edvard Munch", "1893"),
+    "composition_vii": ("Composition VII", "Wassily Kandinsky", "1913"),
+    "mondrian": ("a grid composition", "Piet Mondrian", "1920s"),
+    "shipwreck_of_the_minotaur": ("The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"),
+    "udnie": ("Udnie", "Francis Picabia", "1913"),
+    "woman_with_hat_matisse": ("Woman with a Hat", "Henri Matisse", "1905"),
+}
+
+# The recipe of the shipped model, in three stages (the loss weights were chosen by comparing
+# contact sheets of the stage-1 runs with style weight 100 and 300, and of stage 2 vs the average).
+# 1. GPU: 8 styles from scratch. The shipped run used ../shared/data/photos downscaled to a short side
+#    of 288 px (copied to the GPU machine) and zero padding; its 6.5 min on one H100 gave 8747 steps.
+STAGE1 = ["--size", "nano", "--pad", "zeros", "--image-size", "256", "--batch-size", "16", "--style-size", "384",
+          "--style-weight", "100", "--content-weight", "1", "--tv-weight", "10", "--stability-weight", "2000",
+          "--lr", "2e-3", "--steps", "200000", "--ckpt-every", "500", "--log-every", "200", "--amp"]
+# 2. CPU: fine-tune with reflect padding (no border frames) and more weight on content.
+#    (The shipped run was stopped at step 150 of a longer flat-lr run; here the last 38 steps decay.)
+STAGE2 = ["--size", "nano", "--pad", "reflect", "--image-size", "128", "--batch-size", "4", "--style-size", "384",
+          "--style-weight", "30", "--lr", "1e-3", "--steps", "150", "--ckpt-every", "25", "--sample-every", "50"]
+# 3. Export the average of the stage-1 and stage-2 weights (same init, so averaging interpolates
+#    between strongly stylized and content-preserving; alpha = weight of stage 2).
+ALPHA = 0.5
+SHIPPED_DATA_NOTE = ("stage 1 ran on a lent H100 on copies made for the transfer: gpu_data/photos = "
+                     "../shared/data/photos downscaled to a short side of 288 px (JPEG q82), gpu_data/styles = "
+                     "../shared/data/styles (same files)")
+
+
+def _style_args(data: str) -> list[str]:
+    styles = ",".join(str(Path(data) / "styles" / f"{s}.jpg") for s in PAINTINGS)
+    return ["--style", styles, "--content", str(Path(data) / "photos")]
+
+
+def train(args: argparse.Namespace) -> int:
+    from artcam.training import stylize
+
+    argv = [*_style_args(args.data), "--out", args.out, "--device", args.device, "--max-minutes", str(args.minutes),
+            *STAGE1]
+    if args.resume:
+        argv += ["--resume", args.resume]
+    return stylize.main(argv)
+
+
+def finetune(args: argparse.Namespace) -> int:
+    from artcam.training import stylize
+
+    return stylize.main([*_style_args(args.data), "--init", args.init, "--out", args.out, "--device", args.device,
+                         "--no-export", *STAGE2])
+
+
+def average(a: dict, b: dict, alpha: float) -> dict:
+    """Checkpoint ``b`` with weights ``(1 - alpha) * a + alpha * b`` (same net, same styles)."""
+    if a["config"]["styles"] != b["config"]["styles"] or set(a["model"]) != set(b["model"]):
+        raise TrainingError("the two checkpoints hold different nets or styles", "average stage 1 with its own stage 2")
+    out = dict(b)
+    out["model"] = {k: torch.lerp(a["model"][k].float(), v.float(), alpha).to(v.dtype) if v.is_floating_point() else v
+                    for k, v in b["model"].items()}
+    out["provenance"] = {**b.get("provenance", {}), "averaged_with": a.get("provenance", {}),
+                         "average": f"(1 - {alpha}) * stage 1 (step {a.get('step')}) + {alpha} * stage 2 "
+                                    f"(step {b.get('step')})"}
+    return out
+
+
+def export(args: argparse.Namespace) -> int:
+    from artcam.training.stylize import export_checkpoint
+
+    ck = load_checkpoint(args.checkpoint, "stylize", "nano")
+    if args.average_with:
+        ck = average(load_checkpoint(args.average_with, "stylize", "nano"), ck, args.alpha)
+    unknown = [s for s in ck["config"]["styles"] if s not in PAINTINGS]
+    if unknown:
+        raise TrainingError(f"styles {unknown} are not in the public-domain list of make_styles.PAINTINGS",
+                            "ship only public-domain paintings")
+    ck["config"]["name"] = "stylizer_nano"
+    ck["provenance"] = {**ck.get("provenance", {}),
+                        "paintings": {s: f"{p} — {a} ({y}), public domain" for s, (p, a, y) in PAINTINGS.items()
+                                      if s in ck["config"]["styles"]},
+                        "data_note": SHIPPED_DATA_NOTE,
+                        "recipe": "python -m artcam.training.make_styles (train on GPU, finetune, export "
+                                  "--average-with STAGE1)"}
+    report = export_checkpoint(ck, args.output)
+    print("\n".join(report.lines()))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m artcam.training.make_styles", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", default=str(DATA))
+    t.add_argument("--out", default="runs/stylizer_nano")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--minutes", type=float, default=6.5)
+    t.add_argument("--resume", default="")
+    f = sub.add_parser("finetune")
+    f.add_argument("--init", required=True, help="stage-1 checkpoint")
+    f.add_argument("--data", default=str(DATA))
+    f.add_argument("--out", default="runs/stylizer_nano_ft")
+    f.add_argument("--device", default="auto")
+    e = sub.add_parser("export")
+    e.add_argument("checkpoint")
+    e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")
+    e.add_argument("--alpha", type=float, default=ALPHA)
+    e.add_argument("-o", "--output", default=str(SHIPPED))
+    args = p.parse_args(argv)
+    return {"train": train, "finetune": finetune, "export": export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

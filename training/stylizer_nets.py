@@ -1,0 +1,254 @@
+"""Feed-forward multi-style stylizers: one class, three registered sizes (nano, small, base).
+
+Design choices, each for deployment:
+- Normalisation is BatchNorm (a fixed per-channel affine at inference, folded into the convs by
+  the ONNX exporter) followed by a style-conditioned affine (FiLM): ``gamma = style @ G``,
+  ``beta = style @ B``. Nothing computes statistics over the image at run time, so FP16/INT8/TensorRT
+  cannot overflow a variance the way instance norm does, a frame's output does not depend on the
+  frame's own statistics (less flicker), and a style vector that mixes styles blends the affines.
+- Work happens at 1/4 resolution or lower on ``nano``: space-to-depth (pixel-unshuffle) in,
+  depthwise-separable residual blocks, and resize-then-conv / pixel-shuffle out (no transposed
+  convolutions, so no checkerboard artefacts).
+- Fully convolutional: any H and W that are multiples of ``stride``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class StylizerConfig:
+    """Everything needed to rebuild a stylizer (stored in checkpoints).
+
+    ``prod(stem strides) == 2 ** len(up) * out_shuffle`` so the output has the input's size.
+    """
+
+    size: str = "nano"
+    num_styles: int = 1
+    stem: tuple[tuple[int, int, int], ...] = ((32, 4, 4), (64, 3, 2))  # (channels, kernel, stride) convs
+    blocks: int = 5  # residual blocks at the lowest resolution
+    block: str = "dw"  # dw: depthwise-separable inverted residual | full: two 3x3 convs (Johnson)
+    expand: int = 2  # width multiplier inside dw blocks
+    up: tuple[tuple[int, int], ...] = ((32, 3),)  # (channels, kernel): 1x1 conv, bilinear x2, (+skip), kxk conv
+    up_depthwise: bool = True  # the kxk conv after each upsample is depthwise (cheap) or full
+    skip: bool = True  # add the stem feature map of the same resolution after upsampling (U-Net style)
+    out_shuffle: int = 4  # final conv to 3*k*k channels + pixel shuffle by k (1 = plain conv)
+    out_kernel: int = 1
+    pad: str = "zeros"  # reflect: no image-border cue, so no frame artefacts | zeros: cheapest
+
+    @property
+    def stride(self) -> int:
+        """H and W must be multiples of this."""
+        s = 1
+        for _, _, st in self.stem:
+            s *= st
+        return s
+
+    @property
+    def min_size(self) -> int:
+        return self.stride * 2
+
+    def to_dict(self) -> dict:
+        return _lists(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StylizerConfig":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: _tuples(v) for k, v in d.items() if k in known})
+
+
+def _lists(v):
+    if isinstance(v, (tuple, list)):
+        return [_lists(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _lists(x) for k, x in v.items()}
+    return v
+
+
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+_REGISTRY: dict[str, Callable[..., StylizerConfig]] = {}
+
+
+def register(fn: Callable[..., StylizerConfig]) -> Callable[..., StylizerConfig]:
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def available_sizes() -> list[str]:
+    return list(_REGISTRY)
+
+
+@register
+def nano(**kw) -> StylizerConfig:
+    """CPU real-time: a 4x4 patchify conv in, blocks at 1/8, pixel shuffle out; no full-res conv."""
+    return StylizerConfig(**{**dict(size="nano", pad="reflect"), **kw})
+
+
+@register
+def small(**kw) -> StylizerConfig:
+    """Laptop/Jetson: full-resolution 3x3 convs at both ends, depthwise blocks at 1/4."""
+    return StylizerConfig(**{**dict(size="small", stem=((16, 3, 1), (32, 3, 2), (64, 3, 2)), blocks=6, block="dw",
+                                    expand=3, up=((32, 3), (16, 3)), up_depthwise=False, skip=True, out_shuffle=1,
+                                    out_kernel=3, pad="reflect"), **kw})
+
+
+@register
+def base(**kw) -> StylizerConfig:
+    """Johnson et al.-sized (9x9 ends, 128-channel residual blocks at 1/4) for GPUs."""
+    return StylizerConfig(**{**dict(size="base", stem=((32, 9, 1), (64, 3, 2), (128, 3, 2)), blocks=5, block="full",
+                                    expand=1, up=((64, 3), (32, 3)), up_depthwise=False, skip=False, out_shuffle=1,
+                                    out_kernel=9, pad="reflect"), **kw})
+
+
+def config_for(size: str, num_styles: int, **kw) -> StylizerConfig:
+    if size not in _REGISTRY:
+        raise ValueError(f"unknown stylizer size {size!r}; choose from {', '.join(_REGISTRY)}")
+    cfg = _REGISTRY[size](num_styles=num_styles, **kw)
+    if cfg.stride != 2 ** len(cfg.up) * cfg.out_shuffle:
+        raise ValueError(f"stem stride {cfg.stride} != 2**len(up) * out_shuffle for {cfg}")
+    return cfg
+
+
+class StyleAffine(nn.Module):
+    """BatchNorm without its own affine, then a per-style scale and shift mixed by the style vector."""
+
+    def __init__(self, channels: int, num_styles: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gamma = nn.Parameter(torch.ones(num_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        g = (style @ self.gamma)[:, :, None, None]
+        b = (style @ self.beta)[:, :, None, None]
+        return self.bn(x) * g + b
+
+
+class ConvNormAct(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, num_styles: int, stride: int = 1, groups: int = 1,
+                 act: bool = True, pad: str = "zeros"):
+        super().__init__()
+        p = (k - stride + 1) // 2 if k >= stride else 0
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=p, groups=groups, bias=False,
+                              padding_mode=pad if p else "zeros")
+        self.norm = StyleAffine(cout, num_styles)
+        self.act = act
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.conv(x), style)
+        return F.relu(y) if self.act else y
+
+
+class DWBlock(nn.Module):
+    """Inverted residual: 1x1 expand, depthwise 3x3, 1x1 project; style affine after each."""
+
+    def __init__(self, c: int, expand: int, num_styles: int, pad: str = "zeros"):
+        super().__init__()
+        m = c * expand
+        self.pw1 = ConvNormAct(c, m, 1, num_styles)
+        self.dw = ConvNormAct(m, m, 3, num_styles, groups=m, pad=pad)
+        self.pw2 = ConvNormAct(m, c, 1, num_styles, act=False)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return x + self.pw2(self.dw(self.pw1(x, style), style), style)
+
+
+class FullBlock(nn.Module):
+    def __init__(self, c: int, num_styles: int, pad: str = "zeros"):
+        super().__init__()
+        self.c1 = ConvNormAct(c, c, 3, num_styles, pad=pad)
+        self.c2 = ConvNormAct(c, c, 3, num_styles, act=False, pad=pad)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return x + self.c2(self.c1(x, style), style)
+
+
+class Stylizer(nn.Module):
+    """``forward(image (N,3,H,W) RGB [0,1], style (N,S) weights) -> (N,3,H,W) RGB [0,1]``."""
+
+    def __init__(self, cfg: StylizerConfig):
+        super().__init__()
+        self.cfg = cfg
+        s = cfg.num_styles
+        c = 3
+        self.stem = nn.ModuleList()
+        for ch, k, st in cfg.stem:
+            self.stem.append(ConvNormAct(c, ch, k, s, stride=st, pad=cfg.pad))
+            c = ch
+        self.blocks = nn.ModuleList(
+            DWBlock(c, cfg.expand, s, cfg.pad) if cfg.block == "dw" else FullBlock(c, s, cfg.pad)
+            for _ in range(cfg.blocks)
+        )
+        self.up_proj = nn.ModuleList()
+        self.up_conv = nn.ModuleList()
+        for ch, k in cfg.up:
+            self.up_proj.append(ConvNormAct(c, ch, 1, s, act=False))
+            self.up_conv.append(ConvNormAct(ch, ch, k, s, groups=ch if cfg.up_depthwise else 1, pad=cfg.pad))
+            c = ch
+        # Which stem output (by index) each up stage adds as a skip: same resolution and channels.
+        # Decided here, not from runtime shapes, so the traced ONNX graph equals the eager one.
+        factors, f = [], 1
+        for _, _, st in cfg.stem:
+            f *= st
+            factors.append(f)
+        self.skip_from: list[int] = []
+        for j, (ch, _) in enumerate(cfg.up):
+            r = cfg.stride // 2 ** (j + 1)
+            src = [i for i, (sc, _, _) in enumerate(cfg.stem) if factors[i] == r and sc == ch] if cfg.skip else []
+            self.skip_from.append(src[-1] if src else -1)
+        k = cfg.out_shuffle
+        self.out = nn.Conv2d(c, 3 * k * k, cfg.out_kernel, padding=cfg.out_kernel // 2,
+                             padding_mode=cfg.pad if cfg.out_kernel > 1 else "zeros")
+        self._init_shuffle()
+
+    def _init_shuffle(self) -> None:
+        """ICNR: start every sub-pixel of a pixel-shuffle group equal, so the output starts smooth."""
+        k = self.cfg.out_shuffle
+        if k == 1:
+            return
+        with torch.no_grad():
+            w = self.out.weight[:3].clone()
+            b = self.out.bias[:3].clone()
+            self.out.weight.copy_(w.repeat_interleave(k * k, dim=0))
+            self.out.bias.copy_(b.repeat_interleave(k * k, dim=0))
+
+    @property
+    def stride(self) -> int:
+        return self.cfg.stride
+
+    def forward(self, image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        x = image
+        feats = []
+        for m in self.stem:
+            x = m(x, style)
+            feats.append(x)
+        for m in self.blocks:
+            x = m(x, style)
+        for proj, conv, src in zip(self.up_proj, self.up_conv, self.skip_from):
+            x = F.interpolate(proj(x, style), scale_factor=2.0, mode="bilinear", align_corners=False)
+            if src >= 0:
+                x = x + feats[src]
+            x = conv(F.relu(x), style)
+        x = self.out(x)
+        if self.cfg.out_shuffle > 1:
+            x = F.pixel_shuffle(x, self.cfg.out_shuffle)
+        return torch.sigmoid(x)
+
+
+def build_stylizer(cfg: StylizerConfig | dict) -> Stylizer:
+    if isinstance(cfg, dict):
+        cfg = StylizerConfig.from_dict(cfg)
+    return Stylizer(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
