@@ -109,6 +109,8 @@ class Stylizer(_Task):
                 raise InputError(f"model {self.meta.name!r} holds one style; it has no style input")
             return
         n = len(self.styles)
+        if isinstance(style, str) and ("," in style or ":" in style):
+            style = self._parse_mix(style)
         if isinstance(style, str):
             if style.isdigit():
                 style = int(style)
@@ -126,6 +128,24 @@ class Stylizer(_Task):
             if w.shape[1] != n:
                 raise InputError(f"style weights have {w.shape[1]} values, the model has {n} styles")
             self.weights[:] = w
+
+    def _parse_mix(self, text: str) -> np.ndarray:
+        """``starry_night:0.7,great_wave:0.3`` (names or indices) -> a weight vector."""
+        w = np.zeros(len(self.styles), np.float32)
+        for part in text.split(","):
+            name, _, weight = part.strip().partition(":")
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise InputError(f"style weight {weight!r} in {text!r} is not a number") from None
+            if name.isdigit() and int(name) < len(self.styles):
+                idx = int(name)
+            elif name in self.styles:
+                idx = self.styles.index(name)
+            else:
+                raise InputError(f"unknown style {name!r}", f"this model has: {', '.join(self.styles)}")
+            w[idx] += value
+        return w
 
     def step_style(self, delta: int) -> None:
         if self.weights is not None:

@@ -118,6 +118,10 @@ def test_stylizer_styles_strength_and_sizes(tmp_path):
     assert st.style_name == "warm"
     st.set_style([0.5, 0.5])
     assert st.style_name == "mix"
+    st.set_style("warm:0.25,cool:0.75")
+    np.testing.assert_allclose(st.weights, [[0.25, 0.75]])
+    with pytest.raises(InputError, match="not a number"):
+        st.set_style("warm:lots")
     with pytest.raises(InputError, match="unknown style 'nope'"):
         st.set_style("nope")
     with pytest.raises(InputError, match="out of range"):
