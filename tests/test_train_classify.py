@@ -1,0 +1,236 @@
+"""`artcam train classify`: data handling, resume exactness, errors, DDP and export, on tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from artcam.training import classify, datasets
+from artcam.training.common import TrainingError, load_checkpoint
+
+CLASSES = ("dots", "stripes", "plain")
+
+
+def _painting(kind: str, rng: np.random.Generator, size: int = 40) -> np.ndarray:
+    """Tiny BGR images whose class is a texture: separable even by a small net in a few steps."""
+    img = np.full((size, size + 8, 3), rng.integers(60, 200, 3), np.uint8)
+    if kind == "dots":
+        for _ in range(12):
+            cv2.circle(img, tuple(int(v) for v in rng.integers(0, size, 2)), 2, (255, 255, 255), -1)
+    elif kind == "stripes":
+        img[:, ::4] = 0
+    return img
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """3 classes x 8 images, one greyscale PNG and one corrupt JPEG."""
+    root = tmp_path_factory.mktemp("art")
+    rng = np.random.default_rng(0)
+    for c in CLASSES:
+        (root / c).mkdir()
+        for i in range(8):
+            cv2.imwrite(str(root / c / f"{i}.jpg"), _painting(c, rng))
+    cv2.imwrite(str(root / "plain" / "grey.png"), cv2.cvtColor(_painting("plain", rng), cv2.COLOR_BGR2GRAY))
+    (root / "dots" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root
+
+
+def _train(tmp: Path, *extra: str, data: str | None = None, out: str = "run") -> Path:
+    argv = ["--data", data, "--out", str(tmp / out), "--device", "cpu", "--quiet", *extra]
+    assert classify.main(argv) == 0
+    return tmp / out
+
+
+def test_folder_loading_skips_unreadable_and_converts_grey(folder):
+    data = datasets.load_folder(folder, 32, 0.25, seed=0)
+    assert data.classes == tuple(sorted(CLASSES))
+    assert len(data.skipped) == 1 and "broken.jpg" in data.skipped[0]
+    assert len(data.train) + len(data.val) == 25  # 8 dots (+1 corrupt) + 8 stripes + 9 plain (1 grey)
+    assert data.train.images.shape[1:] == (37, 37, 3) and data.train.images.dtype == np.uint8
+    for c in range(3):  # stratified: every class on both sides
+        assert (data.val.labels == c).sum() == 2
+    again = datasets.load_folder(folder, 32, 0.25, seed=0)
+    np.testing.assert_array_equal(again.val.images, data.val.images)
+
+
+def test_empty_class_and_single_class_are_errors(tmp_path, folder):
+    for c in ("a", "b"):
+        (tmp_path / "one" / c).mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "one" / "a" / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(TrainingError, match="without images.*b"):
+        datasets.load_folder(tmp_path / "one", 32, 0.2, 0)
+    (tmp_path / "single" / "only").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "single" / "only" / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(TrainingError, match="at least 2"):
+        datasets.load_folder(tmp_path / "single", 32, 0.2, 0)
+
+
+def test_train_val_subfolders(tmp_path):
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 4), ("val", 2)):
+        for c in CLASSES[:2]:
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(n):
+                cv2.imwrite(str(tmp_path / split / c / f"{i}.png"), _painting(c, rng))
+    data = datasets.load_folder(tmp_path, 32, 0.5, 0)
+    assert (len(data.train), len(data.val)) == (8, 4)
+
+
+def test_augmentation_is_a_function_of_its_seed():
+    img = np.random.default_rng(0).integers(0, 255, (37, 37, 3), dtype=np.uint8)
+    a = datasets.train_view(img, 32, (0, 1, 2), 0.35)
+    np.testing.assert_array_equal(a, datasets.train_view(img, 32, (0, 1, 2), 0.35))
+    assert a.shape == (32, 32, 3)
+    assert datasets.eval_view(img, 32, 0.875).shape == (32, 32, 3)
+
+
+@pytest.fixture(scope="module")
+def cifar_npz(tmp_path_factory) -> Path:
+    """CIFAR-format npz: class = dominant colour channel pattern, learnable in a few steps."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = np.arange(n) % 3
+        x = rng.integers(0, 80, (n, 32, 32, 3)).astype(np.uint8)
+        for i, c in enumerate(y):
+            x[i, :, :, c] += 150
+        return x, y.astype(np.uint8)
+
+    xt, yt = make(48)
+    xv, yv = make(24)
+    p = tmp_path_factory.mktemp("cifar") / "mini.npz"
+    np.savez(p, x_train=xt, y_train=yt, x_test=xv, y_test=yv, classes=np.array(["r", "g", "b"]))
+    return p
+
+
+def test_cifar_python_batches(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    for name, n in (("data_batch_1", 6), ("data_batch_2", 4), ("test_batch", 5)):
+        d = {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+        (tmp_path / name).write_bytes(pickle.dumps(d))
+    (tmp_path / "batches.meta").write_bytes(pickle.dumps({b"label_names": [c.encode() for c in "abcdefghij"]}))
+    data = datasets.load_data(f"cifar10:{tmp_path}", 32, 0.15, 0)
+    assert (len(data.train), len(data.val), data.val_name) == (10, 5, "test")
+    assert data.classes == tuple("abcdefghij") and data.train.images.shape == (10, 32, 32, 3)
+    raw = pickle.loads((tmp_path / "data_batch_1").read_bytes())[b"data"][0]
+    np.testing.assert_array_equal(data.train.images[0, 0, 0], raw[[0, 1024, 2048]])  # R, G, B planes
+    with pytest.raises(TrainingError, match="not found"):
+        datasets.load_data(f"cifar10:{tmp_path / 'nope'}", 32, 0.15, 0)
+
+
+def test_seed_cnn_on_cifar_npz_learns_and_exports(tmp_path, cifar_npz):
+    out = _train(tmp_path, "--arch", "seed_cnn", "--epochs", "3", "--batch-size", "8", "--lr", "3e-3",
+                 data=f"cifar10:{cifar_npz}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and len(metrics["history"]) == 3
+    assert metrics["best"]["val_acc"] >= 0.9  # colour classes are trivial
+    assert (out / "confusion.png").stat().st_size > 1000
+    onnx_path = out / "seed_cnn_cifar10.onnx"
+    from artcam.runtime.modelfile import read_model_file
+
+    _, meta = read_model_file(onnx_path)
+    assert meta.task == "classify" and meta.heads[0].labels == ("r", "g", "b")
+    assert meta.image.fixed_size == (32, 32) and meta.image.resize == "stretch"
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path, "classify")["model"]
+
+
+def test_resume_is_exact(tmp_path, cifar_npz):
+    common = ["--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3"]
+    full = _train(tmp_path, *common, data=f"cifar10:{cifar_npz}", out="full")
+    part = _train(tmp_path, *common, "--max-steps", "4", data=f"cifar10:{cifar_npz}", out="part")
+    assert load_checkpoint(part / "last.pt", "classify")["step"] == 4  # stopped mid-epoch (6 steps/epoch)
+    _train(tmp_path, *common, "--resume", str(part / "last.pt"), data=f"cifar10:{cifar_npz}", out="part")
+    a, b = _weights(full / "last.pt"), _weights(part / "last.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+    assert load_checkpoint(part / "last.pt", "classify")["step"] == 12
+
+
+def test_resume_with_other_arch_is_refused(tmp_path, cifar_npz):
+    out = _train(tmp_path, "--arch", "seed_cnn", "--epochs", "1", "--batch-size", "8", "--max-steps", "1",
+                 data=f"cifar10:{cifar_npz}")
+    with pytest.raises(TrainingError, match="seed_cnn"):
+        classify.main(["--data", f"cifar10:{cifar_npz}", "--arch", "efficientnet_lite0", "--img-size", "32",
+                       "--resume", str(out / "last.pt"), "--out", str(tmp_path / "x"), "--device", "cpu", "--quiet"])
+
+
+def test_nan_loss_stops_and_keeps_last_good(tmp_path, cifar_npz):
+    with pytest.raises(TrainingError, match="loss became"):
+        _train(tmp_path, "--arch", "seed_cnn", "--epochs", "1", "--batch-size", "8", "--lr", "1e30",
+               "--label-smoothing", "0", data=f"cifar10:{cifar_npz}")
+
+
+def test_efficientnet_two_heads_on_folder_export_parity(tmp_path, folder):
+    """Fine-tune the last block at 32 px with distillation; the export keeps both heads within 1e-4."""
+    out = _train(tmp_path, "--arch", "efficientnet_lite0", "--head", "gram", "--img-size", "32", "--epochs", "1",
+                 "--batch-size", "6", "--train-blocks", "1", "--val-split", "0.25", data=str(folder))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["skipped"]) == 1
+    assert 0.0 <= metrics["history"][0]["objects_agreement"] <= 1.0
+    ckpt = load_checkpoint(out / "best.pt", "classify", "efficientnet_lite0")
+    pretrained = classify.efficientnet_lite0(pretrained=True).state_dict()
+    torch.testing.assert_close(ckpt["model"]["backbone._fc.weight"], pretrained["_fc.weight"])  # objects frozen
+    torch.testing.assert_close(ckpt["model"]["backbone._blocks.3._project_conv.weight"],
+                               pretrained["_blocks.3._project_conv.weight"])  # frozen block
+    spec = classify.export_spec(ckpt)
+    assert spec["output_names"] == ["objects", "style"]
+    from artcam.export.onnx_export import export_model
+    from artcam.runtime.modelfile import read_model_file
+
+    feeds = [{"image": np.random.default_rng(i).random((2, 3, 32, 32), dtype=np.float32)} for i in range(2)]
+    report = export_model(spec["model"], spec["example_inputs"], spec["output_names"], spec["meta"],
+                          tmp_path / "two.onnx", dynamic_axes=spec["dynamic_axes"], verify_inputs=feeds)
+    assert report.passed and report.outputs["style"]["max_abs"] <= 1e-4
+    _, meta = read_model_file(tmp_path / "two.onnx")
+    assert [h.head for h in meta.heads] == ["objects", "style"]
+    assert len(meta.heads[0].labels) == 1000 and meta.heads[1].labels == tuple(sorted(CLASSES))
+    assert meta.image.resize == "center_crop" and meta.image.fixed_size == (32, 32)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_gloo(tmp_path, cifar_npz):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "artcam.runtime.cli", "train", "classify", "--data", f"cifar10:{cifar_npz}", "--arch", "seed_cnn",
+           "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "ddp"), "--quiet",
+           "--no-export"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt", "classify", "seed_cnn")
+    assert ckpt["step"] == 6 and len(ckpt["history"]) == 1
+
+
+def test_shipped_classifier_objects_head_is_intact():
+    """The shipped two-head model still says "Egyptian cat" / "espresso" through its objects head."""
+    from skimage import data
+
+    from artcam.runtime.loading import load_model
+
+    m = load_model("classifier_lite0", task="classify", device="cpu")
+    try:
+        heads = {h.name: h for h in m.meta.heads}
+        assert len(heads["objects"].labels) == 1000
+        assert m.meta.image.fixed_size == (224, 224) and m.meta.image.range == (0.0, 1.0)
+        for img, cls in ((data.chelsea(), 285), (data.coffee(), 967)):
+            x = cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+            out = m.runner.infer({"image": np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
+            assert int(np.argmax(out["objects"])) == cls
+        if "style" in heads:
+            assert len(heads["style"].labels) == 7
+    finally:
+        m.close()

