@@ -179,3 +179,27 @@ def test_demo_with_shipped_models(tmp_path, no_torch):
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 300
     assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (640, 480)
+
+
+@pytest.mark.data
+def test_real_video_and_paintings_with_shipped_models(shared_data, tmp_path):
+    """The shipped stylizer on a real clip (every frame kept, size kept) and the classifier on real paintings."""
+    if not (SHIPPED_DIR / "stylizer_nano.onnx").is_file() or not (SHIPPED_DIR / "classifier_lite0.onnx").is_file():
+        pytest.skip(f"shipped models not present in {SHIPPED_DIR}")
+    clip = shared_data / "video" / "fox.mp4"
+    src = cv2.VideoCapture(str(clip))
+    size = (int(src.get(cv2.CAP_PROP_FRAME_WIDTH)), int(src.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    out = tmp_path / "fox_styled.avi"
+    p = run(["stylize", str(clip), "--style", "great_wave", "--size", "320", "--frames", "20", "-o", str(out), "--json"])
+    assert json.loads(p.stdout.strip().splitlines()[-1])["frames"] == 20
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == size
+    p = run(["classify", str(shared_data / "art" / "baroque" / "*.jpg"), "--frames", "3", "--json", "--top-k", "1"])
+    rows = [json.loads(line) for line in p.stdout.strip().splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        heads = {h["head"]: h["top"] for h in row["heads"]}
+        assert set(heads) == {"objects", "style"} and heads["style"][0]["label"] in (
+            "art_nouveau_modern", "baroque", "expressionism", "impressionism", "post_impressionism", "romanticism",
+            "symbolism")
