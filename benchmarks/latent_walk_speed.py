@@ -140,10 +140,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from artcam.runtime.errors import ArtcamError
+    from artcam.runtime.cli import run_script
 
-    try:
-        raise SystemExit(main())
-    except ArtcamError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(e.exit_code) from None
+    run_script(main)

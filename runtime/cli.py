@@ -46,22 +46,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artcam: error: unknown command {verb!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, func, _ = VERBS[verb]
-    from .errors import ArtcamError
-
     extra = {"train": "train", "export": "export", "bench": "bench"}.get(verb)
     hint = f" (install it with: pip install 'artcam[{extra}]')" if extra else ""
     try:
-        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+        return guarded(lambda: getattr(importlib.import_module(module), func)(argv))
     except ImportError as e:  # an optional heavy dependency (torch, onnx, ...) is missing
         what = e.name or str(e)
         print(f"artcam: error: `artcam {verb}` needs {what}, which cannot be imported{hint}", file=sys.stderr)
         return 2
+
+
+def guarded(fn) -> int:
+    """Run ``fn``; a user error becomes one line on stderr and its exit code (2), Ctrl-C exits 130."""
+    from .errors import ArtcamError
+
+    try:
+        return int(fn() or 0)
     except ArtcamError as e:
         print(f"artcam: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("artcam: interrupted", file=sys.stderr)
         return 130
+
+
+def run_script(main) -> None:
+    """``if __name__ == "__main__": run_script(main)`` for the modules run with ``python -m``."""
+    sys.exit(guarded(lambda: main(sys.argv[1:])))
 
 
 if __name__ == "__main__":

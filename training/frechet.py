@@ -241,4 +241,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from artcam.runtime.cli import run_script
+
+    run_script(main)

@@ -12,7 +12,6 @@ The shipped styles are public-domain paintings only (artists who died before 195
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -135,4 +134,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from artcam.runtime.cli import run_script
+
+    run_script(main)
