@@ -284,6 +284,10 @@ def open_source(spec: str, *, loop: bool = False, size: tuple[int, int] | None =
         return CaptureSource(spec, [(cv2.CAP_GSTREAMER, "GStreamer")], live=True, reconnect=True,
                              description="GStreamer pipeline")
     if spec.lower().startswith(STREAM_PREFIXES):
+        url_path = spec.split("?", 1)[0].lower()
+        if url_path.endswith(VIDEO_EXTENSIONS):  # a video file on a web server: every frame, ends at its end
+            return CaptureSource(spec, [(cv2.CAP_FFMPEG, "FFmpeg")], live=False if live is None else live,
+                                 loop=loop, description=f"video {spec}")
         return CaptureSource(spec, [(cv2.CAP_FFMPEG, "FFmpeg")], live=True, reconnect=True,
                              description=spec)
     p = Path(spec)

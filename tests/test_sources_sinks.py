@@ -114,6 +114,28 @@ def test_network_stream_reconnects_after_a_drop(monkeypatch):
             second.close()
 
 
+def test_video_file_over_http_ends_at_its_end(tmp_path):
+    """A clip on a web server is a file, not a live stream: every frame once, then stop (no reconnect loop)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    make_video(tmp_path / "clip.avi", n=9)
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.avi")
+        assert not src.live
+        assert len(list(src)) == 9 and src.reconnects == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_network_stream_gives_up_after_retries(monkeypatch):
     real_sleep = sources.time.sleep
     delays = []
