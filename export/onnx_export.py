@@ -17,24 +17,22 @@ import numpy as np
 from artcam.runtime.errors import ModelError
 from artcam.runtime.modelfile import ModelMeta, write_model_file
 
+from . import parity
+
 DEFAULT_OPSET = 17
 
 
 @dataclass
 class ParityReport:
-    """Per-output comparison of ONNX Runtime against PyTorch on the same inputs."""
+    """ONNX Runtime against PyTorch on the same inputs: a view of :class:`parity.Comparison`
+    keyed by output name, for callers that read ``outputs[name]["max_abs"]``."""
 
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     passed: bool = True
+    comparison: "parity.Comparison | None" = None
 
     def lines(self) -> list[str]:
-        out = []
-        for name, r in self.outputs.items():
-            extra = "".join(f" {k}={v:.4g}" for k, v in r.items() if k not in ("max_abs", "mean_abs", "atol"))
-            status = "PASS" if r["max_abs"] <= r["atol"] else "FAIL"
-            out.append(f"  {status} {name}: max_abs={r['max_abs']:.3g} mean_abs={r['mean_abs']:.3g} "
-                       f"(atol {r['atol']:.3g}){extra}")
-        return out
+        return self.comparison.lines() if self.comparison is not None else []
 
 
 def to_onnx_bytes(
@@ -148,30 +146,14 @@ def check_parity(
     atol: float = 1e-4,
 ) -> ParityReport:
     """Run PyTorch and ONNX Runtime (CPU) on each input dict and compare every output."""
-    import onnxruntime as ort
-    import torch
-
-    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    sess = parity.ort_session(onnx_bytes)
     names = [o.name for o in sess.get_outputs()]
-    report = ParityReport()
-    stats: dict[str, list] = {n: [] for n in names}
-    model = model.eval()
-    for feed in inputs:
-        with torch.no_grad():
-            ref = model(*[torch.from_numpy(np.asarray(v)) for v in feed.values()])
-        ref = ref if isinstance(ref, (tuple, list)) else (ref,)
-        got = sess.run(names, dict(feed))
-        for n, r, g in zip(names, ref, got):
-            stats[n].append((r.detach().cpu().numpy().astype(np.float64), g.astype(np.float64)))
-    for n, pairs in stats.items():
-        diffs = np.concatenate([np.abs(r - g).ravel() for r, g in pairs])
-        entry = {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean()), "atol": atol}
-        if pairs[0][0].ndim == 2:  # logits: top-1 agreement
-            agree = np.mean([np.mean(r.argmax(1) == g.argmax(1)) for r, g in pairs])
-            entry["top1_agree"] = float(agree)
-        report.outputs[n] = entry
-        report.passed &= entry["max_abs"] <= atol
-    return report
+    cmp = parity.compare("ONNX Runtime vs PyTorch", parity.run_torch(model, inputs, names),
+                         parity.run_ort(sess, inputs), None, parity.Tolerance(max_abs=atol))
+    outputs = {o.name: {k: v for k, v in {"max_abs": o.max_abs, "mean_abs": o.mean_abs, "atol": atol,
+                                            "psnr": o.psnr, "top1_agree": o.top1_agree}.items() if v is not None}
+               for o in cmp.outputs}
+    return ParityReport(outputs, cmp.passed, cmp)
 
 
 def export_model(
