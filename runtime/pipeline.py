@@ -127,19 +127,10 @@ class LatestSlot:
             return item
 
 
-class Processor:
-    """What the inference thread runs on each frame: returns (output frame, info for the HUD)."""
-
-    timing: dict[str, float]
-
-    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        raise NotImplementedError
-
-    def handle(self, event: str) -> None:
-        """React to a sink event such as next/previous style."""
-
-
 class Pipeline:
+    """``processor(frame) -> (output frame, info for the HUD)``; it may expose ``timing`` (pre/infer/post
+    in ms) for the per-stage statistics and ``handle(event)`` for sink events such as next style."""
+
     def __init__(self, source: Source, processor: Callable, sink: Sink, *, live: bool | None = None,
                  queue_size: int = 2, on_frame: Callable[[FrameRecord, dict], None] | None = None):
         self.source, self.processor, self.sink = source, processor, sink
