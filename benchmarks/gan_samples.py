@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from artcam.runtime.errors import InputError
     from artcam.runtime.fileio import write_image
-    from artcam.runtime.latent_walk import images_from_output, make_grid, parse_seed
+    from artcam.runtime.latent_walk import make_grid, parse_seed
     from artcam.runtime.loading import load_model
+    from artcam.runtime.processing import ImagePostprocessor
 
     seed = parse_seed(a.seed)
     rng = np.random.default_rng(seed)
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             feeds = {meta.latent.name: z}
             if labels:
                 feeds[meta.classes.name] = np.eye(len(labels), dtype=np.float32)[[labels.index(name)] * a.n]
-            fake = images_from_output(m.runner.infer(feeds)[meta.output.name], meta.output.range)
+            post = ImagePostprocessor(meta.output)
+            fake = np.stack([post(x)[:, :, ::-1] for x in m.runner.infer(feeds)[meta.output.name]])  # RGB
             size = fake.shape[1]
             real = real_paintings(folder, a.n, size, rng)
             pair = make_grid(np.concatenate([fake, real]), a.n, pad=2, pad_value=255)

@@ -43,6 +43,7 @@ class WalkCase:
     def __init__(self, label: str, path: Path, threads: int, seed: int = 0):
         from artcam.runtime.latent_walk import LatentWalk
         from artcam.runtime.loading import load_model
+        from artcam.runtime.processing import ImagePostprocessor
 
         self.label, self.path = label, path
         self.m = load_model(path, task="generate", device="cpu", threads=threads)
@@ -54,15 +55,13 @@ class WalkCase:
         self.walk = LatentWalk(meta.latent.size, seed=seed, steps_per_segment=90, n_classes=ncls)
         self.z_name = meta.latent.name
         self.c_name = meta.classes.name if meta.classes else None
-        self.range = meta.output.range
+        self.post = ImagePostprocessor(meta.output)
         self.out_name = meta.output.name
         self.infer_ms: list[float] = []
         self.frame_ms: list[float] = []
         self.cpu_ms: list[float] = []  # CPU time of this process per frame (all its threads)
 
     def frame(self) -> np.ndarray:
-        from artcam.runtime.latent_walk import images_from_output
-
         t0, c0 = time.perf_counter(), time.process_time()
         z, y = self.walk.step()
         feeds = {self.z_name: z[None]}
@@ -70,7 +69,7 @@ class WalkCase:
             feeds[self.c_name] = y[None]
         out = self.m.runner.infer(feeds)[self.out_name]
         self.infer_ms.append(self.m.runner.last_latency_ms)
-        bgr = np.ascontiguousarray(images_from_output(out, self.range)[0][:, :, ::-1])
+        bgr = self.post(out)
         self.frame_ms.append((time.perf_counter() - t0) * 1e3)
         self.cpu_ms.append((time.process_time() - c0) * 1e3)
         return bgr

@@ -147,16 +147,6 @@ class LatentWalk:
         return np.stack([next(self) for _ in range(n)])
 
 
-def images_from_output(x: np.ndarray, value_range=(-1.0, 1.0)) -> np.ndarray:
-    """Generator output (N, 3, H, W) RGB in ``value_range`` -> (N, H, W, 3) RGB uint8."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise InputError(f"expected generator output of shape (N, 3, H, W), got {x.shape}")
-    lo, hi = value_range
-    u = (x - lo) * (255.0 / (hi - lo))
-    return np.clip(u + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
 def make_grid(images: np.ndarray, ncols: int, pad: int = 2, pad_value: int = 0) -> np.ndarray:
     """Tile (N, H, W, C) uint8 images into one image, ``ncols`` per row, ``pad`` pixels apart."""
     images = np.asarray(images)

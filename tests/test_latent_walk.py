@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from artcam.runtime.errors import InputError
-from artcam.runtime.latent_walk import LatentWalk, images_from_output, make_grid, parse_seed, slerp
+from artcam.runtime.latent_walk import LatentWalk, make_grid, parse_seed, slerp
+from artcam.runtime.modelfile import ImageOutput
+from artcam.runtime.processing import ImagePostprocessor
 
 
 def _angle(u, v):
@@ -135,7 +137,8 @@ def test_make_grid_and_output_conversion():
     g = make_grid(imgs, 3, pad=1)
     assert g.shape == (2 * 4 + 3, 3 * 6 + 4, 3)
     assert g[1, 1, 0] == 0 and g[1 + 4 + 1, 1, 0] == 120  # row 2 starts with image 3
-    out = images_from_output(np.array([-1.0, 0.0, 1.0, 2.0], np.float32).reshape(1, 1, 1, 4).repeat(3, 1))
-    assert out.shape == (1, 1, 4, 3) and out[0, 0, :, 0].tolist() == [0, 128, 255, 255]
+    post = ImagePostprocessor(ImageOutput(range=(-1.0, 1.0)))  # a generator's tanh range
+    out = post(np.array([-1.0, 0.0, 1.0, 2.0], np.float32).reshape(1, 1, 1, 4).repeat(3, 1))
+    assert out.shape == (1, 4, 3) and out[0, :, 0].tolist() == [0, 128, 255, 255]
     with pytest.raises(InputError):
         make_grid(np.zeros((0, 4, 4, 3), np.uint8), 2)

@@ -202,6 +202,24 @@ def test_efficientnet_two_heads_on_folder_export_parity(tmp_path, folder):
     assert meta.image.resize == "center_crop" and meta.image.fixed_size == (32, 32)
 
 
+
+def test_init_from_a_fitted_head_then_fine_tune(tmp_path, folder):
+    """Linear probe, then fine-tune from it: the head starts where the probe ended; a mismatch is refused."""
+    common = ["--arch", "efficientnet_lite0", "--head", "stats", "--img-size", "32", "--batch-size", "6",
+              "--val-split", "0.25"]
+    probe = _train(tmp_path, *common, "--epochs", "1", "--freeze-backbone", data=str(folder), out="probe")
+    first = load_checkpoint(probe / "last.pt", "classify", "efficientnet_lite0")
+    ft = _train(tmp_path, *common, "--epochs", "1", "--train-blocks", "1", "--init", str(probe / "last.pt"),
+                "--max-steps", "1", "--lr", "0", "--no-export", data=str(folder), out="ft")  # lr 0: weights as loaded
+    start = load_checkpoint(ft / "last.pt", "classify", "efficientnet_lite0")
+    torch.testing.assert_close(start["model"]["fc.weight"], first["model"]["fc.weight"])
+    # the fitted head's standardisation is kept, not re-estimated from fine-tuning batches
+    torch.testing.assert_close(start["model"]["norm.running_var"], first["model"]["norm.running_var"])
+    assert start["step"] == 1 and start["provenance"]["init_from"]["command"].startswith("artcam train classify")
+    with pytest.raises(TrainingError, match="head"):
+        _train(tmp_path, *[a if a != "stats" else "gram" for a in common], "--init", str(probe / "last.pt"),
+               data=str(folder), out="bad")
+
 @pytest.mark.slow
 def test_ddp_two_processes_gloo(tmp_path, cifar_npz):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -234,3 +252,20 @@ def test_shipped_classifier_objects_head_is_intact():
             assert len(heads["style"].labels) == 7
     finally:
         m.close()
+
+
+def test_heldout_links_exactly_the_trainers_val_split(tmp_path, folder):
+    import shutil
+
+    from artcam.training import make_classifier
+
+    clean = tmp_path / "clean"  # every file readable: then the listing's split is the trainer's split
+    shutil.copytree(folder, clean, ignore=shutil.ignore_patterns("broken.jpg"))
+    make_classifier.main(["heldout", "--data", str(clean), "--out", str(tmp_path / "held")])
+    files, labels, classes = make_classifier.val_files(clean)
+    assert sorted(p.relative_to(tmp_path / "held") for p in (tmp_path / "held").rglob("*.*")) == sorted(
+        Path(classes[y]) / f.name for f, y in zip(files, labels))
+    data = datasets.load_folder(clean, 32, 0.15, make_classifier.FEATURE_SEED)
+    mine = datasets._decode(files, list(labels), datasets.cache_size(32), [])
+    np.testing.assert_array_equal(mine.images, data.val.images)
+    np.testing.assert_array_equal(mine.labels, data.val.labels)

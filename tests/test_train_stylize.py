@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -221,6 +222,20 @@ def test_init_fine_tune_and_weight_average_export(data, tmp_path):
     _, meta = read_model_file(out)
     assert meta.name == "stylizer_nano" and meta.styles == ("starry_night", "udnie")
     assert "Vincent van Gogh" in meta.provenance["paintings"]["starry_night"]
+
+    # The exported file can be turned back into a checkpoint that reproduces it and trains on.
+    rec = tmp_path / "recovered.pt"
+    assert make_styles.main(["recover", "--model", str(out), "-o", str(rec)]) == 0
+    ck = load_checkpoint(rec, "stylize", "nano")
+    assert ck["config"]["styles"] == ["starry_night", "udnie"]
+    rng = np.random.default_rng(1)
+    feed = {"image": rng.random((1, 3, 48, 64), dtype=np.float32), "style": np.array([[0.3, 0.7]], np.float32)}
+    want = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    with torch.no_grad():
+        got = stylize.model_from_checkpoint(ck)(*(torch.from_numpy(v) for v in feed.values())).numpy()
+    assert np.abs(got - want).max() < 1e-4
+    stylize.main(_args(data, tmp_path / "s4", "--steps", "1", "--init", str(rec), *names))
+    assert load_checkpoint(tmp_path / "s4" / "last.pt", "stylize")["step"] == 1
 
     stylize.main(_args(data, tmp_path / "s3", "--steps", "1", "--no-export"))  # styles not in the PD list
     with pytest.raises(TrainingError, match="public-domain"):

