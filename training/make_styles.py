@@ -1,10 +1,19 @@
 """Reproduce the shipped multi-style stylizer ``runtime/models/stylizer_nano.onnx``.
 
+Version 1 (commit 6449d96) came from a GPU run, a short CPU fine-tune and a weight average:
+
     python -m artcam.training.make_styles train --device cuda --minutes 6.5      # 6.5 min on one H100
     python -m artcam.training.make_styles finetune --init runs/stylizer_nano/last.pt  # 150 steps, CPU is fine
     python -m artcam.training.make_styles export runs/stylizer_nano_ft/last.pt \
-        --average-with runs/stylizer_nano/last.pt                                # -> runtime/models/
-    python -m artcam.training.make_styles recover -o runs/shipped.pt            # shipped ONNX -> checkpoint
+        --average-with runs/stylizer_nano/last.pt -o v1.onnx
+
+Version 2 (shipped) refines version 1 on a CPU, its checkpoint rebuilt from the ONNX file (the
+average had washed the styles out; a higher style weight brings the palettes back):
+
+    git show 6449d96:runtime/models/stylizer_nano.onnx > v1.onnx
+    python -m artcam.training.make_styles recover --model v1.onnx -o runs/v1.pt  # parity-checked
+    python -m artcam.training.make_styles refine --init runs/v1.pt               # 60 min on one CPU core
+    python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt  # -> runtime/models/
 
 The shipped styles are public-domain paintings only (artists who died before 1955) from
 ``../shared/data/styles``; their provenance goes into the model metadata.
@@ -34,7 +43,7 @@ PAINTINGS = {
     "woman_with_hat_matisse": ("Woman with a Hat", "Henri Matisse", "1905"),
 }
 
-# The recipe of the shipped model, in three stages (the loss weights were chosen by comparing
+# The recipe of version 1, in three stages (the loss weights were chosen by comparing
 # contact sheets of the stage-1 runs with style weight 100 and 300, and of stage 2 vs the average).
 # 1. GPU: 8 styles from scratch. The shipped run used ../shared/data/photos downscaled to a short side
 #    of 288 px (copied to the GPU machine) and zero padding; its 6.5 min on one H100 gave 8747 steps.
@@ -48,6 +57,11 @@ STAGE2 = ["--size", "nano", "--pad", "reflect", "--image-size", "128", "--batch-
 # 3. Export the average of the stage-1 and stage-2 weights (same init, so averaging interpolates
 #    between strongly stylized and content-preserving; alpha = weight of stage 2).
 ALPHA = 0.5
+# 4. Version 2: CPU refinement of version 1 (recovered from its ONNX file) with style weight 60 and half the
+#    stability weight; the shipped run took 60 minutes on one core of the shared 2-core machine.
+REFINE = ["--size", "nano", "--pad", "reflect", "--image-size", "192", "--batch-size", "4", "--style-size", "384",
+          "--style-weight", "60", "--tv-weight", "10", "--stability-weight", "1000", "--lr", "1e-3",
+          "--steps", "100000", "--ckpt-every", "100", "--sample-every", "500", "--log-every", "50"]
 SHIPPED_DATA_NOTE = ("stage 1 ran on a lent H100 on copies made for the transfer: gpu_data/photos = "
                      "../shared/data/photos downscaled to a short side of 288 px (JPEG q82), gpu_data/styles = "
                      "../shared/data/styles (same files)")
@@ -73,6 +87,13 @@ def finetune(args: argparse.Namespace) -> int:
 
     return stylize.main([*_style_args(args.data), "--init", args.init, "--out", args.out, "--device", args.device,
                          "--no-export", *STAGE2])
+
+
+def refine(args: argparse.Namespace) -> int:
+    from artcam.training import stylize
+
+    return stylize.main([*_style_args(args.data), "--init", args.init, "--out", args.out, "--device", args.device,
+                         "--max-minutes", str(args.minutes), "--no-export", *REFINE])
 
 
 def average(a: dict, b: dict, alpha: float) -> dict:
@@ -103,8 +124,8 @@ def export(args: argparse.Namespace) -> int:
                         "paintings": {s: f"{p} — {a} ({y}), public domain" for s, (p, a, y) in PAINTINGS.items()
                                       if s in ck["config"]["styles"]},
                         "data_note": SHIPPED_DATA_NOTE,
-                        "recipe": "python -m artcam.training.make_styles (train on GPU, finetune, export "
-                                  "--average-with STAGE1)"}
+                        "recipe": "python -m artcam.training.make_styles: v1 = train on GPU, finetune, export "
+                                  "--average-with STAGE1; v2 = recover v1, refine on CPU, export"}
     report = export_checkpoint(ck, args.output)
     print("\n".join(report.lines()))
     print(f"wrote {args.output}")
@@ -197,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data", default=str(DATA))
     f.add_argument("--out", default="runs/stylizer_nano_ft")
     f.add_argument("--device", default="auto")
+    rf = sub.add_parser("refine", help="CPU refinement (version 2) from a recovered checkpoint")
+    rf.add_argument("--init", required=True, help="checkpoint from `recover`")
+    rf.add_argument("--data", default=str(DATA))
+    rf.add_argument("--out", default="runs/stylizer_nano_refine")
+    rf.add_argument("--device", default="cpu")
+    rf.add_argument("--minutes", type=float, default=60.0)
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")
@@ -206,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--model", default=str(SHIPPED))
     r.add_argument("-o", "--output", default="runs/stylizer_nano_recovered.pt")
     args = p.parse_args(argv)
-    return {"train": train, "finetune": finetune, "export": export, "recover": recover}[args.cmd](args)
+    return {"train": train, "finetune": finetune, "refine": refine, "export": export, "recover": recover}[args.cmd](args)
 
 
 if __name__ == "__main__":
