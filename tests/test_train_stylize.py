@@ -234,6 +234,10 @@ def test_init_fine_tune_and_weight_average_export(data, tmp_path):
     with torch.no_grad():
         got = stylize.model_from_checkpoint(ck)(*(torch.from_numpy(v) for v in feed.values())).numpy()
     assert np.abs(got - want).max() < 1e-4
+    from artcam.runtime.zoo import SHIPPED_DIR
+
+    with pytest.raises(TrainingError, match="not a multi-style stylizer"):
+        make_styles.main(["recover", "--model", str(SHIPPED_DIR / "classifier_lite0.onnx"), "-o", str(rec)])
     stylize.main(_args(data, tmp_path / "s4", "--steps", "1", "--init", str(rec), *names))
     assert load_checkpoint(tmp_path / "s4" / "last.pt", "stylize")["step"] == 1
 

@@ -141,43 +141,46 @@ def checkpoint_from_onnx(path: str | Path) -> dict:
     to those, so fine-tuning starts from the shipped behaviour. Lets a model be trained further when
     its checkpoint is gone; the caller checks parity (``recover`` does).
     """
-    import json
-
     import onnx
     from onnx import numpy_helper
 
+    from artcam.runtime.modelfile import read_model_file
     from artcam.training.stylize import KIND
     from artcam.training.stylizer_nets import build_stylizer, config_for
 
+    _, meta = read_model_file(path)  # refuses corrupt or edited files
+    if meta.task != "stylize" or not meta.styles:
+        raise TrainingError(f"{path} is a {meta.task} model, not a multi-style stylizer", "pass a stylizer_nano file")
     model = onnx.load(str(path))
-    meta = {p.key: p.value for p in model.metadata_props}
-    styles = json.loads(meta["artcam.style"])["styles"]
-    pads = {n.op_type for n in model.graph.node} & {"Pad"}
-    net = build_stylizer(config_for("nano", len(styles), pad="reflect" if pads else "zeros"))
+    reflect = any(n.op_type == "Pad" for n in model.graph.node)  # zero padding lives inside the Conv nodes
+    net = build_stylizer(config_for("nano", len(meta.styles), pad="reflect" if reflect else "zeros"))
     inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
     state = net.state_dict()
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    for node in convs:  # node names carry the module path: "/blocks.0/pw1/conv/Conv", "/out/Conv"
-        module = node.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
-        w, b = inits[node.input[1]], inits[node.input[2]]
-        state[f"{module}.weight"] = w
-        if module == "out":
-            state["out.bias"] = b
-            continue
-        owner = module.rsplit(".", 1)[0]
-        bn = net.get_submodule(f"{owner}.norm.bn")
-        state[f"{owner}.norm.bn.running_mean"] = -b
-        state[f"{owner}.norm.bn.running_var"] = torch.full_like(b, 1.0 - bn.eps)
-    for name in state:
-        if name.endswith(("gamma", "beta")):
-            state[name] = inits[name]
-    if len(convs) != sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()):
-        raise TrainingError(f"{path} has {len(convs)} convs, a nano net more or fewer",
-                            "recover works on nano stylizers exported by artcam")
-    net.load_state_dict(state)
-    prov = json.loads(meta.get("artcam.provenance", "{}"))
-    config = {"net": net.cfg.to_dict(), "styles": styles, "style_files": [], "name": json.loads(meta["artcam.name"]),
+    try:
+        for node in convs:  # node names carry the module path: "/blocks.0/pw1/conv/Conv", "/out/Conv"
+            module = node.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+            w, b = inits[node.input[1]], inits[node.input[2]]
+            state[f"{module}.weight"] = w
+            if module == "out":
+                state["out.bias"] = b
+                continue
+            owner = module.rsplit(".", 1)[0]
+            eps = net.get_submodule(f"{owner}.norm.bn").eps
+            state[f"{owner}.norm.bn.running_mean"] = -b
+            state[f"{owner}.norm.bn.running_var"] = torch.full_like(b, 1.0 - eps)
+        for name in state:
+            if name.endswith(("gamma", "beta")):
+                state[name] = inits[name]
+        if len(convs) != sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()):
+            raise KeyError(f"{len(convs)} convs")
+        net.load_state_dict(state)
+    except (KeyError, IndexError, AttributeError, RuntimeError) as e:
+        raise TrainingError(f"{path} does not map onto a nano stylizer ({e})",
+                            "recover works on nano stylizers exported by artcam") from e
+    config = {"net": net.cfg.to_dict(), "styles": list(meta.styles), "style_files": [], "name": meta.name,
               "train": {}, "layers": {}}
+    prov = dict(meta.provenance or {})
     return {"kind": KIND, "arch": "nano", "model": net.state_dict(), "config": config, "step": int(prov.get("step") or 0),
             "provenance": {**prov, "recovered_from": str(path)}}
 
