@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         labels = meta.classes.labels if meta.classes else ()
         rows = []
+        post = ImagePostprocessor(meta.output)
         groups = [(c, data / c) for c in labels] if labels else [("all", data)]
         for name, folder in groups:
             if not folder.is_dir():
@@ -70,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             feeds = {meta.latent.name: z}
             if labels:
                 feeds[meta.classes.name] = np.eye(len(labels), dtype=np.float32)[[labels.index(name)] * a.n]
-            post = ImagePostprocessor(meta.output)
             fake = np.stack([post(x)[:, :, ::-1] for x in m.runner.infer(feeds)[meta.output.name]])  # RGB
             size = fake.shape[1]
             real = real_paintings(folder, a.n, size, rng)

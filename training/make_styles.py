@@ -187,7 +187,7 @@ def checkpoint_from_onnx(path: str | Path) -> dict:
 
 def recover(args: argparse.Namespace) -> int:
     """Shipped ONNX -> checkpoint, refused unless the recovered net reproduces the file."""
-    from artcam.export.parity import ort_session, psnr, run_ort, run_torch
+    from artcam.export.onnx_export import check_parity
     from artcam.training.common import save_checkpoint
     from artcam.training.stylize import model_from_checkpoint
 
@@ -195,12 +195,10 @@ def recover(args: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(0)
     feeds = [{"image": torch.rand(2, 3, 96, 128, generator=g).numpy(),
               "style": torch.softmax(torch.randn(2, len(ck["config"]["styles"]), generator=g), 1).numpy()}]
-    ours = run_torch(model_from_checkpoint(ck), feeds, ["stylized"])[0]["stylized"]
-    theirs = run_ort(ort_session(Path(args.model).read_bytes()), feeds)[0]["stylized"]
-    err = float(abs(ours - theirs).max())
-    print(f"recovered net vs {args.model}: max abs {err:.2e}, PSNR {psnr(theirs, ours, 1.0):.1f} dB")
-    if err > 1e-4:
-        raise TrainingError(f"the recovered net differs from {args.model} by {err:.2e}",
+    report = check_parity(model_from_checkpoint(ck), Path(args.model).read_bytes(), feeds)
+    print("\n".join(report.lines()))
+    if not report.passed:
+        raise TrainingError(f"the recovered net does not reproduce {args.model}",
                             "recover works on nano stylizers exported by artcam")
     save_checkpoint(args.output, ck)
     print(f"wrote {args.output}")
