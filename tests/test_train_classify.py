@@ -148,8 +148,9 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path, "classify")["model"]
 
 
-def test_resume_is_exact(tmp_path, cifar_npz):
-    common = ["--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3"]
+@pytest.mark.parametrize("mix", [[], ["--mixup", "0.4", "--cutmix", "1.0"]], ids=["plain", "mixed"])
+def test_resume_is_exact(tmp_path, cifar_npz, mix):
+    common = ["--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3", *mix]
     full = _train(tmp_path, *common, data=f"cifar10:{cifar_npz}", out="full")
     part = _train(tmp_path, *common, "--max-steps", "4", data=f"cifar10:{cifar_npz}", out="part")
     assert load_checkpoint(part / "last.pt", "classify")["step"] == 4  # stopped mid-epoch (6 steps/epoch)
@@ -159,6 +160,37 @@ def test_resume_is_exact(tmp_path, cifar_npz):
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
     assert load_checkpoint(part / "last.pt", "classify")["step"] == 12
+
+
+def test_mix_batch_mixup_and_cutmix():
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 16, 20).contiguous()
+    y = torch.arange(4)
+    assert classify.mix_batch(x, y, 0.0, 0.0, (0, 0))[3] == 1.0  # off
+    seen = set()
+    for step in range(40):
+        xm, ya, yb, lam = classify.mix_batch(x, y, 0.4, 1.0, (0, step, 0))
+        assert torch.equal(ya, y) and sorted(yb.tolist()) == [0, 1, 2, 3] and 0.0 <= lam <= 1.0
+        # each image is made of itself and its partner, in the proportion lam says
+        own = x[:, :, 0, 0][:, 0]
+        other = own[yb]
+        if torch.allclose(xm, lam * x + (1 - lam) * x[yb]):
+            seen.add("mixup")
+        else:
+            from_own = (xm[:, 0] == own.view(4, 1, 1)).float().mean((1, 2))
+            from_other = (xm[:, 0] == other.view(4, 1, 1)).float().mean((1, 2))
+            same = own == other  # an image paired with itself
+            assert torch.allclose(from_own[~same], torch.full_like(from_own[~same], lam), atol=1e-6)
+            assert torch.allclose(from_other[~same], torch.full_like(from_other[~same], 1 - lam), atol=1e-6)
+            seen.add("cutmix")
+        again = classify.mix_batch(x, y, 0.4, 1.0, (0, step, 0))
+        assert torch.equal(again[0], xm) and again[3] == lam  # a function of the seed
+    assert seen == {"mixup", "cutmix"}
+
+
+def test_negative_mix_alpha_is_refused(tmp_path, cifar_npz):
+    with pytest.raises(TrainingError, match="mixup"):
+        _train(tmp_path, "--arch", "seed_cnn", "--epochs", "1", "--batch-size", "8", "--mixup", "-1",
+               data=f"cifar10:{cifar_npz}")
 
 
 def test_resume_with_other_arch_is_refused(tmp_path, cifar_npz):
@@ -201,6 +233,34 @@ def test_efficientnet_two_heads_on_folder_export_parity(tmp_path, folder):
     assert len(meta.heads[0].labels) == 1000 and meta.heads[1].labels == tuple(sorted(CLASSES))
     assert meta.image.resize == "center_crop" and meta.image.fixed_size == (32, 32)
 
+
+
+def test_features_and_fit_on_a_fine_tuned_backbone(tmp_path, folder):
+    """`make_classifier features --backbone CKPT` reads the fine-tuned backbone, and `fit` ships that backbone."""
+    from artcam.training import make_classifier
+
+    out = _train(tmp_path, "--arch", "efficientnet_lite0", "--head", "pooled", "--img-size", "32", "--epochs", "1",
+                 "--batch-size", "6", "--train-blocks", "1", "--val-split", "0.25", "--lr", "3e-2",
+                 "--backbone-lr-scale", "1", "--no-export", data=str(folder))
+    tuned = load_checkpoint(out / "best.pt", "classify", "efficientnet_lite0")["model"]
+    key = "backbone._blocks.15._project_conv.weight"
+    assert not torch.equal(tuned[key], classify.efficientnet_lite0(pretrained=True).state_dict()[key[9:]])
+    images = datasets.load_folder(folder, 224, 0.25, 0).val.images[:3]
+    frozen = make_classifier.compute_features(images, 0.875, False, log=lambda *a: None)
+    adapted = make_classifier.compute_features(images, 0.875, False, log=lambda *a: None, backbone=out / "best.pt")
+    assert not np.allclose(frozen["pooled"], adapted["pooled"], atol=1e-4)
+    np.testing.assert_allclose(frozen["gram"][:, :50].astype(np.float32),  # block 4 lies before the tuned block
+                               adapted["gram"][:, :50].astype(np.float32), atol=1e-2)
+
+    npz, head = tmp_path / "f.npz", tmp_path / "head.pt"
+    make_classifier.main(["features", "--data", str(folder), "--backbone", str(out / "best.pt"), "--out", str(npz)])
+    make_classifier.main(["fit", str(npz), "--head", "stats", "--l2", "1e-3", "--iters", "20", "--out", str(head)])
+    ck = load_checkpoint(head, "classify", "efficientnet_lite0")
+    torch.testing.assert_close(ck["model"][key], tuned[key])
+    assert ck["provenance"]["backbone_from"]["checkpoint"] == str(out / "best.pt")
+    assert "--backbone" in ck["provenance"]["command"]
+    with pytest.raises(TrainingError):
+        make_classifier.compute_features(images, 0.875, False, backbone=tmp_path / "missing.pt")
 
 
 def test_init_from_a_fitted_head_then_fine_tune(tmp_path, folder):

