@@ -79,7 +79,7 @@ try:
     from artcam.training.stylizer_nets import available_sizes, build_stylizer, config_for
     sizes = ["nano"] if cpu_mode else [s for s in ("nano", "small", "base") if s in available_sizes()]
     resolutions = [(64, 96)] if cpu_mode else [(480, 640), (720, 1280)]
-    runs, warm = (3, 1) if cpu_mode else (50, 10)
+    runs, warm = (3, 1) if cpu_mode else (50, 30)  # 10 warm-up runs left the first case slow (H100, 2026-11-27)
     n_styles = 8
 
     def timed(fn):
