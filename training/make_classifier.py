@@ -51,7 +51,6 @@ def _verify_images() -> list[np.ndarray]:
 # --- features ---------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def load_backbone(model, checkpoint: str | Path | None) -> dict:
     """Put a fine-tuned backbone from a classify checkpoint into ``model`` (a LiteClassifier); -> its provenance."""
     from artcam.training.common import TrainingError, load_checkpoint
