@@ -429,10 +429,10 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, mixup: float, cutmix: float, see
     Regularises fine-tuning on a few thousand paintings: a texture head cannot memorise a picture
     that is half another one. Which mix, the weight and the box are a function of ``seed`` (exact resume).
     """
-    rng = np.random.default_rng(seed)
     kinds = [k for k, a in (("mixup", mixup), ("cutmix", cutmix)) if a > 0]
     if not kinds or len(y) < 2:
         return x, y, y, 1.0
+    rng = np.random.default_rng(seed)
     kind = kinds[int(rng.integers(len(kinds)))]
     lam = float(rng.beta(mixup, mixup) if kind == "mixup" else rng.beta(cutmix, cutmix))
     perm = torch.from_numpy(rng.permutation(len(y))).to(y.device)
@@ -442,7 +442,7 @@ def mix_batch(x: torch.Tensor, y: torch.Tensor, mixup: float, cutmix: float, see
     bh, bw = int(round(h * math.sqrt(1.0 - lam))), int(round(w * math.sqrt(1.0 - lam)))
     top, left = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
     x = x.clone()
-    x[..., top : top + bh, left : left + bw] = x[perm][..., top : top + bh, left : left + bw]
+    x[..., top : top + bh, left : left + bw] = x[perm, :, top : top + bh, left : left + bw]
     return x, y, y[perm], 1.0 - bh * bw / (h * w)
 
 
