@@ -226,10 +226,12 @@ def _with_precision(meta, **info):
 
 
 def _default_out(args, stem: str, suffix: str) -> Path:
-    if args.out:
-        return Path(args.out)
+    """``-o FILE`` as given; ``-o DIR`` (an existing folder) or no ``-o``: the default name, there or here."""
     tag = "_int8" if args.int8 else "_fp16" if args.half else ""
-    return Path(f"{stem}{tag}{suffix}")
+    name = Path(f"{Path(stem).name}{tag}{suffix}")
+    if args.out and not Path(args.out).is_dir():
+        return Path(args.out)
+    return Path(args.out) / name if args.out else Path(f"{stem}{tag}{suffix}")
 
 
 # --- main --------------------------------------------------------------------------------------

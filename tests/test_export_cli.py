@@ -251,6 +251,14 @@ def test_fp16_reports_error_and_keeps_metadata(stylizer_onnx, tmp_path):
     assert 40 < psnr < 200  # measured, finite, and above the gate
 
 
+def test_output_folder_gets_the_default_name(stylizer_onnx, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert run([stylizer_onnx, "--half", "-o", folder]) == 0
+    _, meta = read_model_file(folder / f"{Path(stylizer_onnx).stem}_fp16.onnx")
+    assert meta.provenance["export"]["precision"] == "fp16"
+
+
 def test_fp16_keeps_sensitive_ops_when_they_matter(tmp_path):
     """RMS normalisation of large activations: x**2 overflows FP16 (65504) unless Pow/ReduceMean/Sqrt
     stay FP32, so the block-list variant must be chosen, and measured as passing."""

@@ -18,9 +18,9 @@ from artcam.training.stylizer_nets import (
 )
 
 
-def _net(size: str, styles: int = 3, seed: int = 0):
+def _net(size: str, styles: int = 3, seed: int = 0, **kw):
     torch.manual_seed(seed)
-    net = build_stylizer(config_for(size, styles))
+    net = build_stylizer(config_for(size, styles, **kw))
     # Non-trivial BatchNorm statistics and style affines, so eval-mode export is really tested.
     with torch.no_grad():
         for m in net.modules():
@@ -80,9 +80,33 @@ def test_config_round_trips_through_a_dict():
     assert list(build_stylizer(again).state_dict()) == list(build_stylizer(cfg).state_dict())
 
 
-@pytest.mark.parametrize("size", ["nano", "small"])
-def test_onnx_export_parity_at_dynamic_sizes(tmp_path, size):
-    net = _net(size, styles=3)
+def test_grown_net_starts_as_the_smaller_one_and_then_can_differ():
+    small = _net("nano", styles=3)
+    big = build_stylizer(config_for("nano", 3, blocks=7, detail=8))
+    new = big.load_grown(small.state_dict())
+    assert {k.split(".")[0] for k in new} == {"blocks", "detail_in", "detail_proj", "detail_conv", "detail_out"}
+    big.eval()
+    x, st = torch.rand(2, 3, 48, 64), torch.tensor([[1.0, 0, 0], [0.2, 0.3, 0.5]])
+    with torch.no_grad():
+        assert torch.equal(big(x, st), small(x, st))
+        for name, p in big.named_parameters():  # the new parts are live, not frozen at zero
+            if name in new:
+                p.add_(torch.randn_like(p) * 0.1)
+        assert (big(x, st) - small(x, st)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="do not fit"):
+        big.load_grown(build_stylizer(config_for("nano", 4)).state_dict())  # other style count
+    with pytest.raises(ValueError, match="cannot start as the identity"):
+        build_stylizer(config_for("small", 3)).load_grown({})
+
+
+def test_detail_branch_needs_an_even_shuffle():
+    with pytest.raises(ValueError, match="even out_shuffle"):
+        config_for("small", 2, detail=8)
+
+
+@pytest.mark.parametrize("size,kw", [("nano", {}), ("small", {}), ("nano", {"detail": 8})])
+def test_onnx_export_parity_at_dynamic_sizes(tmp_path, size, kw):
+    net = _net(size, styles=3, **kw)
     s = net.stride
     meta = ModelMeta(task="stylize", name=f"t_{size}", image=ImageInput(multiple=s, min_size=2 * s),
                      style=StyleInput(styles=("a", "b", "c")), output=ImageOutput(name="stylized"))

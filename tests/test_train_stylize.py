@@ -241,6 +241,38 @@ def test_init_fine_tune_and_weight_average_export(data, tmp_path):
     stylize.main(_args(data, tmp_path / "s4", "--steps", "1", "--init", str(rec), *names))
     assert load_checkpoint(tmp_path / "s4" / "last.pt", "stylize")["step"] == 1
 
+    # Growing: more blocks and a detail branch on top of the recovered net; exported and recovered again.
+    stylize.main(_args(data, tmp_path / "s5", "--steps", "1", "--init", str(rec), "--blocks", "6", "--detail", "8",
+                       *names))
+    grown = load_checkpoint(tmp_path / "s5" / "last.pt", "stylize")
+    assert grown["config"]["net"]["blocks"] == 6 and grown["config"]["net"]["detail"] == 8
+    assert "blocks.5" in grown["provenance"]["init_from"]["grown"]
+    out5 = tmp_path / "grown.onnx"
+    make_styles.main(["export", str(tmp_path / "s5" / "last.pt"), "-o", str(out5)])
+    assert make_styles.main(["recover", "--model", str(out5), "-o", str(tmp_path / "grown.pt")]) == 0
+    assert load_checkpoint(tmp_path / "grown.pt", "stylize")["config"]["net"]["detail"] == 8
+
     stylize.main(_args(data, tmp_path / "s3", "--steps", "1", "--no-export"))  # styles not in the PD list
     with pytest.raises(TrainingError, match="public-domain"):
         make_styles.main(["export", str(tmp_path / "s3" / "last.pt"), "-o", str(tmp_path / "x.onnx")])
+
+
+def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
+    from artcam.training import style_eval
+
+    stylize.main(_args(data, tmp_path / "s", "--steps", "1", "--no-export"))
+    ck = str(tmp_path / "s" / "last.pt")
+    report = tmp_path / "eval.json"
+    common = ["--photos", str(data["content"]), "--every", "1", "--size", "32", "--style-size", "64"]
+    assert style_eval.main([ck, *common, "--pixel-steps", "30", "--json", str(report)]) == 0
+    (row,) = __import__("json").loads(report.read_text())
+    assert row["crops"] == 5 and set(row["styles"]) == {"stripes", "dots"}
+    for t in row["styles"].values():
+        assert all(np.isfinite(t[k]) and t[k] >= 0 for k in ("content", "style", "tv"))
+        assert t["pixel_optimum"]["style"] < t["style"]  # 30 Adam steps on pixels beat a 1-step net
+    with pytest.raises(TrainingError, match="style images not found"):
+        (data["stripes"].parent / "gone").mkdir(exist_ok=True)
+        ck_moved = load_checkpoint(ck, "stylize")
+        ck_moved["config"]["style_files"] = []
+        torch.save(ck_moved, tmp_path / "moved.pt")
+        style_eval.main([str(tmp_path / "moved.pt"), *common, "--styles", str(data["stripes"].parent / "gone")])

@@ -153,17 +153,24 @@ def checkpoint_from_onnx(path: str | Path) -> dict:
         raise TrainingError(f"{path} is a {meta.task} model, not a multi-style stylizer", "pass a stylizer_nano file")
     model = onnx.load(str(path))
     reflect = any(n.op_type == "Pad" for n in model.graph.node)  # zero padding lives inside the Conv nodes
-    net = build_stylizer(config_for("nano", len(meta.styles), pad="reflect" if reflect else "zeros"))
     inits = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in model.graph.initializer}
-    state = net.state_dict()
+    for n in model.graph.node:  # the exporter shares equal tensors through Identity nodes
+        if n.op_type == "Identity" and n.input[0] in inits:
+            inits[n.output[0]] = inits[n.input[0]]
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    # node names carry the module path: "/blocks.0/pw1/conv/Conv", "/detail_in/conv/Conv", "/out/Conv"
+    paths = [n.name.strip("/").rsplit("/", 1)[0].replace("/", ".") for n in convs]
+    blocks = len({p.split(".")[1] for p in paths if p.startswith("blocks.")})
+    detail = [int(inits[n.input[1]].shape[0]) for n, p in zip(convs, paths) if p == "detail_in.conv"]
+    net = build_stylizer(config_for("nano", len(meta.styles), pad="reflect" if reflect else "zeros", blocks=blocks,
+                                    detail=detail[0] if detail else 0))
+    state = net.state_dict()
     try:
-        for node in convs:  # node names carry the module path: "/blocks.0/pw1/conv/Conv", "/out/Conv"
-            module = node.name.strip("/").rsplit("/", 1)[0].replace("/", ".")
+        for node, module in zip(convs, paths):
             w, b = inits[node.input[1]], inits[node.input[2]]
             state[f"{module}.weight"] = w
-            if module == "out":
-                state["out.bias"] = b
+            if module in ("out", "detail_out"):  # plain convs with a bias, no norm to undo
+                state[f"{module}.bias"] = b
                 continue
             owner = module.rsplit(".", 1)[0]
             eps = net.get_submodule(f"{owner}.norm.bn").eps

@@ -197,6 +197,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--size", default="nano", choices=available_sizes())
     p.add_argument("--pad", default="", choices=["", "zeros", "reflect"],
                    help="padding of the net's convs (default: the size's; reflect avoids border frames)")
+    p.add_argument("--blocks", type=int, default=0, help="residual blocks at the lowest resolution (default: the size's)")
+    p.add_argument("--detail", type=int, default=-1,
+                   help="channels of the half-resolution detail branch (0: none; default: the size's)")
     p.add_argument("--image-size", type=int, default=256, help="training crop size (multiple of the net stride)")
     p.add_argument("--style-size", type=int, default=384, help="longer side of each style image for its Grams")
     p.add_argument("--steps", type=int, default=4000, help="total optimisation steps (a resumed run stops here too)")
@@ -217,7 +220,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resume", default="", help="checkpoint to continue from (the step counter continues)")
     p.add_argument("--init", default="",
                    help="start from this checkpoint's weights (same styles and size) with fresh steps and optimizer:"
-                        " fine-tuning with other loss weights or padding")
+                        " fine-tuning with other loss weights or padding; with --blocks/--detail it grows that"
+                        " net (the new parts start as the identity)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 where supported, else fp16)")
     p.add_argument("--workers", type=int, default=-1, help="data loader workers (default: 0 on CPU, 8 on GPU)")
@@ -294,7 +298,12 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
         if resume["arch"] != args.size:
             raise TrainingError(f"the checkpoint is a {resume['arch']} stylizer, not {args.size}",
                                 f"pass --size {resume['arch']}")
-    cfg = config_for(args.size, len(names), **({"pad": args.pad} if args.pad else {})) if resume is None else None
+    overrides: dict[str, Any] = {"pad": args.pad} if args.pad else {}
+    if args.blocks:
+        overrides["blocks"] = args.blocks
+    if args.detail >= 0:
+        overrides["detail"] = args.detail
+    cfg = config_for(args.size, len(names), **overrides) if resume is None else None
     net = build_stylizer(resume["config"]["net"] if resume else cfg)
     init_prov: dict[str, Any] = {}
     if args.init and resume is None:
@@ -304,9 +313,11 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
             raise TrainingError(f"--init checkpoint holds styles {init['config']['styles']}, not {names}",
                                 "use the same --style list (or --style-names)")
         try:
-            net.load_state_dict(init["model"])
-        except RuntimeError as e:
+            new = net.load_grown(init["model"])
+        except (RuntimeError, ValueError) as e:
             raise TrainingError(f"--init {args.init} does not fit the {args.size} net: {e}") from e
+        if new:
+            init_prov["grown"] = sorted({".".join(k.split(".")[:2]) for k in new})
     stride = net.stride
     if args.image_size % stride or args.image_size < net.cfg.min_size:
         raise TrainingError(f"--image-size {args.image_size} is not a multiple of the {args.size} net's stride {stride}"

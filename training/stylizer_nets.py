@@ -9,7 +9,12 @@ Design choices, each for deployment:
 - Work happens at 1/4 resolution or lower on ``nano``: space-to-depth (pixel-unshuffle) in,
   depthwise-separable residual blocks, and resize-then-conv / pixel-shuffle out (no transposed
   convolutions, so no checkerboard artefacts).
+- Optional half-resolution detail branch (``detail`` channels): a stride-2 conv of the image plus the
+  upsampled last features, whose output is added to the main output before the sigmoid. It gives a
+  1/4-resolution net a view of edges at 1/2 resolution for about 12% more FLOPs.
 - Fully convolutional: any H and W that are multiples of ``stride``.
+- A trained net can grow (more residual blocks, a detail branch) and keep its behaviour: the new parts
+  start as the identity (``load_grown``), so a short fine-tune adds capacity without training afresh.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class StylizerConfig:
     skip: bool = True  # add the stem feature map of the same resolution after upsampling (U-Net style)
     out_shuffle: int = 4  # final conv to 3*k*k channels + pixel shuffle by k (1 = plain conv)
     out_kernel: int = 1
+    detail: int = 0  # channels of the half-resolution detail branch (0: none; needs an even out_shuffle)
     pad: str = "zeros"  # reflect: no image-border cue, so no frame artefacts | zeros: cheapest
 
     @property
@@ -115,6 +121,8 @@ def config_for(size: str, num_styles: int, **kw) -> StylizerConfig:
     cfg = _REGISTRY[size](num_styles=num_styles, **kw)
     if cfg.stride != 2 ** len(cfg.up) * cfg.out_shuffle:
         raise ValueError(f"stem stride {cfg.stride} != 2**len(up) * out_shuffle for {cfg}")
+    if cfg.detail and cfg.out_shuffle % 2:
+        raise ValueError(f"a detail branch needs an even out_shuffle, not {cfg.out_shuffle}")
     return cfg
 
 
@@ -208,7 +216,17 @@ class Stylizer(nn.Module):
         k = cfg.out_shuffle
         self.out = nn.Conv2d(c, 3 * k * k, cfg.out_kernel, padding=cfg.out_kernel // 2,
                              padding_mode=cfg.pad if cfg.out_kernel > 1 else "zeros")
+        if cfg.detail:
+            d = cfg.detail
+            self.detail_in = ConvNormAct(3, d, 3, s, stride=2, pad=cfg.pad)
+            self.detail_proj = ConvNormAct(c, d, 1, s, act=False)
+            self.detail_conv = ConvNormAct(d, d, 3, s, groups=d, pad=cfg.pad)
+            self.detail_out = nn.Conv2d(d, 3 * 4, 1)
+            nn.init.zeros_(self.detail_out.weight)  # starts as "no change"
+            nn.init.zeros_(self.detail_out.bias)
         self._init_shuffle()
+        if cfg.detail:
+            self._permute_out(two_step_order(k))
 
     def _init_shuffle(self) -> None:
         """ICNR: start every sub-pixel of a pixel-shuffle group equal, so the output starts smooth."""
@@ -220,6 +238,11 @@ class Stylizer(nn.Module):
             b = self.out.bias[:3].clone()
             self.out.weight.copy_(w.repeat_interleave(k * k, dim=0))
             self.out.bias.copy_(b.repeat_interleave(k * k, dim=0))
+
+    def _permute_out(self, order: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.out.weight.copy_(self.out.weight[order].clone())
+            self.out.bias.copy_(self.out.bias[order].clone())
 
     @property
     def stride(self) -> int:
@@ -238,10 +261,63 @@ class Stylizer(nn.Module):
             if src >= 0:
                 x = x + feats[src]
             x = conv(F.relu(x), style)
-        x = self.out(x)
-        if self.cfg.out_shuffle > 1:
-            x = F.pixel_shuffle(x, self.cfg.out_shuffle)
-        return torch.sigmoid(x)
+        y = self.out(x)
+        k = self.cfg.out_shuffle
+        if self.cfg.detail:  # the detail is added at 1/2 resolution, between two shuffles (see two_step_order)
+            up = F.interpolate(self.detail_proj(x, style), scale_factor=k / 2, mode="bilinear", align_corners=False)
+            z = self.detail_conv(F.relu(self.detail_in(image, style) + up), style)
+            y = F.pixel_shuffle(y, k // 2) if k > 2 else y
+            y = F.pixel_shuffle(y + self.detail_out(z), 2)
+        elif k > 1:
+            y = F.pixel_shuffle(y, k)
+        return torch.sigmoid(y)
+
+    def load_grown(self, state: dict[str, torch.Tensor]) -> list[str]:
+        """Load the weights of a smaller net of the same design; the parts it lacks start as the identity.
+
+        Extra residual blocks get a zero final scale and shift (they add nothing), a new detail branch a
+        zero output conv, so the grown net computes what the smaller one did. Returns the new keys.
+        """
+        own = self.state_dict()
+        wrong = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+        if wrong:
+            raise ValueError(f"not a smaller net of this design: {len(wrong)} tensors do not fit, e.g. {wrong[0]}")
+        new = [k for k in own if k not in state]
+        grown = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("blocks.") else "") for k in new}
+        if any(not g.startswith(("blocks.", "detail_")) for g in grown):
+            raise ValueError(f"the smaller net lacks parts that cannot start as the identity: {sorted(grown)}")
+        state = dict(state)
+        if self.cfg.detail and "detail_out.weight" not in state:  # the output conv's channels change order
+            order = two_step_order(self.cfg.out_shuffle)
+            state["out.weight"], state["out.bias"] = state["out.weight"][order], state["out.bias"][order]
+        self.load_state_dict({**own, **state})
+        with torch.no_grad():
+            for g in grown:
+                if g.startswith("blocks."):
+                    block = self.get_submodule(g)
+                    last = block.pw2.norm if isinstance(block, DWBlock) else block.c2.norm
+                    last.gamma.zero_()
+                    last.beta.zero_()
+        return new
+
+
+def two_step_order(k: int) -> torch.Tensor:
+    """Channel order that makes ``shuffle(shuffle(y, k/2), 2)`` equal ``shuffle(y_single_order, k)``.
+
+    A net with a detail branch shuffles in two steps so the branch can be added at 1/2 resolution
+    (12 channels) instead of at full resolution: one full-resolution op fewer. ``order[q]`` is the
+    channel of the single-step layout that two-step channel ``q`` holds.
+    """
+    m = k // 2
+    order = torch.empty(3 * k * k, dtype=torch.long)
+    for c in range(3):
+        for i2 in range(2):
+            for j2 in range(2):
+                for a in range(m):
+                    for b in range(m):
+                        q = (c * 4 + i2 * 2 + j2) * m * m + a * m + b
+                        order[q] = c * k * k + (2 * a + i2) * k + (2 * b + j2)
+    return order
 
 
 def build_stylizer(cfg: StylizerConfig | dict) -> Stylizer:

@@ -1,0 +1,146 @@
+"""How far a stylizer is from its own training objective, per style, on fixed photo crops.
+
+Training logs are per-batch and noisy; this scores checkpoints (or exported ONNX stylizers, rebuilt
+with ``make_styles.checkpoint_from_onnx``) on the same crops, so runs can be compared by number, not
+only by eye, with the loss network and layers each checkpoint was trained with. ``--pixel-steps N`` also optimises the pixels of the first crops directly against the
+same losses: a lower bound the network could reach, which tells under-fitting (the net far above it)
+from a loss that wants the wrong picture (the optimum itself looks wrong).
+
+    python -m artcam.training.style_eval runs/a/last.pt runtime/models/stylizer_nano.onnx --pixel-steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from artcam.training.common import TrainingError, list_images, load_checkpoint
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def load_any(path: str) -> dict:
+    if path.endswith(".onnx"):
+        from artcam.training.make_styles import checkpoint_from_onnx
+
+        return checkpoint_from_onnx(path)
+    return load_checkpoint(path, "stylize")
+
+
+def fixed_crops(folder: Path, every: int, size: int) -> torch.Tensor:
+    """Centre crops of every ``every``-th photo (sorted), short side resized to ``size``."""
+    from artcam.training.stylize import load_rgb01
+
+    photos = list_images(folder)[::every]
+    if not photos:
+        raise TrainingError(f"no photos in {folder}", "pass --photos DIR")
+    out = []
+    for p in photos:
+        img = load_rgb01(p)
+        h, w = img.shape[-2:]
+        s = size / min(h, w)
+        img = F.interpolate(img, size=(max(size, round(h * s)), max(size, round(w * s))), mode="area")
+        h, w = img.shape[-2:]
+        y, x = (h - size) // 2, (w - size) // 2
+        out.append(img[..., y:y + size, x:x + size])
+    return torch.cat(out)
+
+
+def style_files(ck: dict, style_dir: Path) -> list[Path]:
+    files = [Path(f) for f in ck["config"].get("style_files") or []]
+    if not files or not all(f.is_file() for f in files):
+        files = [style_dir / f"{n}.jpg" for n in ck["config"]["styles"]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise TrainingError(f"style images not found: {missing}", "pass --styles DIR holding <style name>.jpg")
+    return files
+
+
+def pixel_optimum(loss, content: torch.Tensor, style: torch.Tensor, weights: dict[str, float], steps: int):
+    """Adam on the pixels, started from the photo: what the loss alone asks for."""
+    x = content.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.02)
+    for _ in range(steps):
+        t = loss(x, content, style)
+        total = sum(weights[k] * t[k] for k in weights)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    with torch.no_grad():
+        return {k: float(v) for k, v in loss(x, content, style).items()}
+
+
+def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
+    from artcam.training.perceptual import DEFAULT_LAYERS, LayerWeights, PerceptualLoss, build_loss_network
+    from artcam.training.stylize import load_rgb01, model_from_checkpoint
+
+    crops = fixed_crops(Path(args.photos), args.every, args.size)
+    weights = {"content": 1.0, "style": args.style_weight, "tv": args.tv_weight}
+    results, cache = [], {}
+    for path in paths:
+        ck = load_any(path)
+        files = style_files(ck, Path(args.styles))
+        loss_net = (ck["config"].get("train") or {}).get("loss_net", "efficientnet_lite0")  # as trained
+        layers = ck["config"].get("layers") or {}
+        layers = LayerWeights(**layers) if layers else DEFAULT_LAYERS[loss_net]
+        key = (loss_net, tuple(map(str, files)), json.dumps(layers.__dict__, sort_keys=True, default=dict))
+        if key not in cache:
+            cache[key] = PerceptualLoss(build_loss_network(loss_net), layers,
+                                        [load_rgb01(f, args.style_size) for f in files])
+        loss = cache[key]
+        net = model_from_checkpoint(ck)
+        names = ck["config"]["styles"]
+        row = {"model": path, "step": ck.get("step"), "crops": len(crops), "styles": {}}
+        for i, name in enumerate(names):
+            style = F.one_hot(torch.full((len(crops),), i), len(names)).float()
+            with torch.no_grad():
+                t = {k: float(v) for k, v in loss(net(crops, style), crops, style).items()}
+            if args.pixel_steps:
+                t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
+            row["styles"][name] = t
+        for k in ("content", "style", "tv"):
+            row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
+        row["weighted"] = sum(weights[k] * row[k] for k in weights)
+        results.append(row)
+        print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
+              f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g})")
+        for name, t in row["styles"].items():
+            ref = t.get("pixel_optimum")
+            extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
+            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}{extra}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m artcam.training.style_eval", description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="+", help="stylize checkpoints (.pt) or exported nano stylizers (.onnx)")
+    p.add_argument("--photos", default=str(DATA / "photos"))
+    p.add_argument("--every", type=int, default=37, help="score every N-th photo (sorted)")
+    p.add_argument("--size", type=int, default=192, help="crop size (a multiple of the net's stride)")
+    p.add_argument("--styles", default=str(DATA / "styles"), help="folder of <style name>.jpg when a checkpoint's"
+                                                                  " own style files are not there")
+    p.add_argument("--style-size", type=int, default=384)
+    p.add_argument("--style-weight", type=float, default=60.0, help="for the weighted total only")
+    p.add_argument("--tv-weight", type=float, default=10.0, help="for the weighted total only")
+    p.add_argument("--pixel-steps", type=int, default=0, help="also optimise the pixels of 2 crops this many steps")
+    p.add_argument("--json", default="", help="also write the results here")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    results = evaluate(args.models, args)
+    if args.json:
+        from artcam.runtime.fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    from artcam.runtime.cli import run_script
+
+    run_script(main)
