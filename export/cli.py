@@ -228,10 +228,10 @@ def _with_precision(meta, **info):
 def _default_out(args, stem: str, suffix: str) -> Path:
     """``-o FILE`` as given; ``-o DIR`` (an existing folder) or no ``-o``: the default name, there or here."""
     tag = "_int8" if args.int8 else "_fp16" if args.half else ""
-    name = Path(f"{Path(stem).name}{tag}{suffix}")
-    if args.out and not Path(args.out).is_dir():
-        return Path(args.out)
-    return Path(args.out) / name if args.out else Path(f"{stem}{tag}{suffix}")
+    if not args.out:
+        return Path(f"{stem}{tag}{suffix}")
+    out = Path(args.out)
+    return out / f"{Path(stem).name}{tag}{suffix}" if out.is_dir() else out
 
 
 # --- main --------------------------------------------------------------------------------------
