@@ -80,6 +80,19 @@ def test_config_round_trips_through_a_dict():
     assert list(build_stylizer(again).state_dict()) == list(build_stylizer(cfg).state_dict())
 
 
+def test_widened_kernels_start_as_the_smaller_net():
+    small = _net("nano", styles=3)
+    big = build_stylizer(config_for("nano", 3, out_kernel=3, up_depthwise=False)).eval()
+    widened = big.load_grown(small.state_dict())
+    assert set(widened) == {"out.weight", "up_conv.0.conv.weight"}
+    assert big.out.weight.shape[-1] == 3 and big.up_conv[0].conv.weight.shape[1] == big.up_conv[0].conv.weight.shape[0]
+    x, st = torch.rand(2, 3, 48, 64), torch.tensor([[1.0, 0, 0], [0.2, 0.3, 0.5]])
+    with torch.no_grad():
+        assert torch.allclose(big(x, st), small(x, st), atol=1e-6)
+        big.out.weight[:, :, 0, 0] += 0.1  # the widened kernel's new taps are trainable weights like any other
+        assert (big(x, st) - small(x, st)).abs().max() > 1e-3
+
+
 def test_grown_net_starts_as_the_smaller_one_and_then_can_differ():
     small = _net("nano", styles=3)
     big = build_stylizer(config_for("nano", 3, blocks=7, detail=8))
@@ -95,6 +108,8 @@ def test_grown_net_starts_as_the_smaller_one_and_then_can_differ():
         assert (big(x, st) - small(x, st)).abs().max() > 1e-3
     with pytest.raises(ValueError, match="do not fit"):
         big.load_grown(build_stylizer(config_for("nano", 4)).state_dict())  # other style count
+    with pytest.raises(ValueError, match="do not fit"):  # a kernel cannot shrink
+        small.load_grown(build_stylizer(config_for("nano", 3, out_kernel=3)).state_dict())
     with pytest.raises(ValueError, match="cannot start as the identity"):
         build_stylizer(config_for("small", 3)).load_grown({})
 

@@ -243,14 +243,15 @@ def test_init_fine_tune_and_weight_average_export(data, tmp_path):
 
     # Growing: more blocks and a detail branch on top of the recovered net; exported and recovered again.
     stylize.main(_args(data, tmp_path / "s5", "--steps", "1", "--init", str(rec), "--blocks", "6", "--detail", "8",
-                       *names))
+                       "--out-kernel", "3", "--up-full", *names))
     grown = load_checkpoint(tmp_path / "s5" / "last.pt", "stylize")
     assert grown["config"]["net"]["blocks"] == 6 and grown["config"]["net"]["detail"] == 8
-    assert "blocks.5" in grown["provenance"]["init_from"]["grown"]
+    assert {"blocks.5", "out.weight", "up_conv.0"} <= set(grown["provenance"]["init_from"]["grown"])
     out5 = tmp_path / "grown.onnx"
     make_styles.main(["export", str(tmp_path / "s5" / "last.pt"), "-o", str(out5)])
     assert make_styles.main(["recover", "--model", str(out5), "-o", str(tmp_path / "grown.pt")]) == 0
-    assert load_checkpoint(tmp_path / "grown.pt", "stylize")["config"]["net"]["detail"] == 8
+    net5 = load_checkpoint(tmp_path / "grown.pt", "stylize")["config"]["net"]
+    assert (net5["detail"], net5["out_kernel"], net5["up_depthwise"]) == (8, 3, False)
 
     stylize.main(_args(data, tmp_path / "s3", "--steps", "1", "--no-export"))  # styles not in the PD list
     with pytest.raises(TrainingError, match="public-domain"):

@@ -172,8 +172,10 @@ def checkpoint_from_onnx(path: str | Path) -> dict:
     paths = [n.name.strip("/").rsplit("/", 1)[0].replace("/", ".") for n in convs]
     blocks = len({p.split(".")[1] for p in paths if p.startswith("blocks.")})
     detail = [int(inits[n.input[1]].shape[0]) for n, p in zip(convs, paths) if p == "detail_in.conv"]
+    kernel = {p: tuple(inits[n.input[1]].shape[1:]) for n, p in zip(convs, paths) if p in ("out", "up_conv.0.conv")}
     net = build_stylizer(config_for("nano", len(meta.styles), pad="reflect" if reflect else "zeros", blocks=blocks,
-                                    detail=detail[0] if detail else 0))
+                                    detail=detail[0] if detail else 0, out_kernel=kernel.get("out", (0, 1))[1],
+                                    up_depthwise=kernel.get("up_conv.0.conv", (1,))[0] == 1))
     state = net.state_dict()
     try:
         for node, module in zip(convs, paths):

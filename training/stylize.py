@@ -200,6 +200,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--blocks", type=int, default=0, help="residual blocks at the lowest resolution (default: the size's)")
     p.add_argument("--detail", type=int, default=-1,
                    help="channels of the half-resolution detail branch (0: none; default: the size's)")
+    p.add_argument("--out-kernel", type=int, default=0, help="kernel of the output conv (default: the size's)")
+    p.add_argument("--up-full", action="store_true", help="full (not depthwise) convs after each upsampling")
     p.add_argument("--image-size", type=int, default=256, help="training crop size (multiple of the net stride)")
     p.add_argument("--style-size", type=int, default=384, help="longer side of each style image for its Grams")
     p.add_argument("--steps", type=int, default=4000, help="total optimisation steps (a resumed run stops here too)")
@@ -303,6 +305,10 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
         overrides["blocks"] = args.blocks
     if args.detail >= 0:
         overrides["detail"] = args.detail
+    if args.out_kernel:
+        overrides["out_kernel"] = args.out_kernel
+    if args.up_full:
+        overrides["up_depthwise"] = False
     cfg = config_for(args.size, len(names), **overrides) if resume is None else None
     net = build_stylizer(resume["config"]["net"] if resume else cfg)
     init_prov: dict[str, Any] = {}

@@ -15,8 +15,9 @@ Design choices, each for deployment:
   1.31 vs 1.17 GFLOP) but 45-50% more latency on ONNX Runtime CPU, as the half-resolution maps are
   memory-bound (README, stylizer quality).
 - Fully convolutional: any H and W that are multiples of ``stride``.
-- A trained net can grow (more residual blocks, a detail branch) and keep its behaviour: the new parts
-  start as the identity (``load_grown``), so a short fine-tune adds capacity without training afresh.
+- A trained net can grow (more residual blocks, a detail branch, a 3x3 output conv, full instead of
+  depthwise upsampling convs) and keep its behaviour: the new parts start as the identity
+  (``load_grown``), so a short fine-tune adds capacity without training afresh.
 """
 
 from __future__ import annotations
@@ -278,9 +279,13 @@ class Stylizer(nn.Module):
         """Load the weights of a smaller net of the same design; the parts it lacks start as the identity.
 
         Extra residual blocks get a zero final scale and shift (they add nothing), a new detail branch a
-        zero output conv, so the grown net computes what the smaller one did. Returns the new keys.
+        zero output conv; a wider output kernel or a full (not depthwise) upsampling conv gets the old
+        kernel at its centre or diagonal and zeros elsewhere. So the grown net computes what the smaller
+        one did. Returns the keys that are new or widened.
         """
         own = self.state_dict()
+        widened = [k for k, v in state.items() if k in own and _widen(v, own[k].shape) is not v]
+        state = {k: _widen(v, own[k].shape) if k in own else v for k, v in state.items()}
         wrong = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
         if wrong:
             raise ValueError(f"not a smaller net of this design: {len(wrong)} tensors do not fit, e.g. {wrong[0]}")
@@ -300,7 +305,29 @@ class Stylizer(nn.Module):
                     last = block.pw2.norm if isinstance(block, DWBlock) else block.c2.norm
                     last.gamma.zero_()
                     last.beta.zero_()
-        return new
+        return new + widened
+
+
+def _widen(w: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A conv kernel embedded in a bigger one that computes the same thing on the same input.
+
+    (O, I, k, k) -> (O, I, K, K): the old kernel at the centre (odd k <= K). (O, 1, k, k) depthwise ->
+    (O, O, k, k) full: each output reads only its own channel. Anything else comes back unchanged.
+    """
+    if w.dim() != 4 or w.shape == shape or w.shape[0] != shape[0]:
+        return w
+    o, i, k, _ = w.shape
+    if i == 1 and shape[1] == o and shape[2:] == w.shape[2:]:
+        full = torch.zeros(shape, dtype=w.dtype)
+        full[torch.arange(o), torch.arange(o)] = w[:, 0]
+        return full
+    big = shape[2]
+    if i == shape[1] and k % 2 and big % 2 and k < big and shape[2] == shape[3]:
+        full = torch.zeros(shape, dtype=w.dtype)
+        m = (big - k) // 2
+        full[:, :, m:m + k, m:m + k] = w
+        return full
+    return w
 
 
 def two_step_order(k: int) -> torch.Tensor:
