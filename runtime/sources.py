@@ -164,14 +164,21 @@ class ImageListSource(Source):
 # --- the camera stand-in ----------------------------------------------------------------------
 
 
-def _sample_photos() -> list[np.ndarray]:
-    """Real photos shipped with scikit-image (the `demo` extra), as BGR; empty when it is absent."""
+PUBLIC_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # public domain (NASA, SpaceX) or CC0
+
+
+def sample_photos(names: tuple[str, ...] = (*PUBLIC_PHOTOS, "immunohistochemistry")) -> list[np.ndarray]:
+    """Real photos shipped with scikit-image (the `demo` extra), as BGR; empty when it is absent.
+
+    The ``PUBLIC_PHOTOS`` are free of copyright restrictions (scikit-image's docstrings), so pictures
+    made from them may be committed (the README's contact sheet).
+    """
     try:
         import skimage.data as data
     except ImportError:
         return []
     photos = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
+    for name in names:
         try:
             photos.append(cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
         except Exception:  # a sample that needs a download, or an older scikit-image
@@ -211,7 +218,7 @@ class SampleSource(Source):
         super().__init__()
         self.h, self.w = size
         self.fps, self.frames, self.live = fps, frames, live
-        photos = _sample_photos()
+        photos = sample_photos()
         if photos:
             row = [cv2.resize(p, (round(p.shape[1] * 720 / p.shape[0]), 720), interpolation=cv2.INTER_AREA)
                    for p in photos]

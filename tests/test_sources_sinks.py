@@ -156,7 +156,7 @@ def test_sample_source_moves_and_falls_back(monkeypatch):
     frames = [f for f, _ in s]
     assert len(frames) == 5 and frames[0].shape == (60, 80, 3)
     assert np.abs(frames[0].astype(int) - frames[4]).mean() > 0.5  # the picture moves
-    monkeypatch.setattr(sources, "_sample_photos", lambda: [])
+    monkeypatch.setattr(sources, "sample_photos", lambda: [])
     g = SampleSource(size=(60, 80), frames=2, live=False)
     assert "generated" in g.description and len(list(g)) == 2
 

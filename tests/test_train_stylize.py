@@ -179,6 +179,10 @@ def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(data, tiny_model,
                                "--size", "80x64", "--tile", "40x32"]) == 0
     sheet = cv2.imread(str(out))
     assert sheet.shape[1] == 3 * 40 and sheet.shape[0] == 2 * 32 + 18  # photo + 2 styles; caption strip on row 1
+    pytest.importorskip("skimage", reason="--public reads scikit-image's sample photos (the demo extra)")
+    assert contact_sheet.main(["-o", str(out), "--model", str(tiny_model), "--public",
+                               "--size", "80x64", "--tile", "40x32"]) == 0
+    assert cv2.imread(str(out)).shape[0] == 4 * 32 + 18  # astronaut, coffee, chelsea, rocket
     model = stylizer_speed.OnnxStylizer(tiny_model)
     wall, cpu = stylizer_speed.bench({"ours": model}, (44, 30), runs=2, warmup=1)  # 44x30 -> padded to 48x32
     assert len(wall["ours"]) == len(cpu["ours"]) == 2
