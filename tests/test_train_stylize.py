@@ -54,7 +54,7 @@ def test_train_resume_and_export(data, tmp_path):
     assert ck["step"] == 2 and ck["config"]["styles"] == ["stripes", "dots"]
     before = {k: v.clone() for k, v in ck["model"].items()}
 
-    assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"))) == 0
+    assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"), "--colour-weight", "100")) == 0
     ck = load_checkpoint(out / "last.pt", "stylize", "nano")
     assert ck["step"] == 4  # continued from 2, not restarted
     assert any(not torch.equal(before[k], v) for k, v in ck["model"].items())
@@ -123,6 +123,26 @@ def test_efficientnet_perceptual_loss_is_finite_and_differentiable():
     total = sum(terms.values())
     total.backward()
     assert all(torch.isfinite(v) for v in terms.values()) and out.grad.abs().sum() > 0
+
+
+def test_colour_term_pulls_brightness_and_contrast_toward_the_painting():
+    from artcam.training.perceptual import DEFAULT_LAYERS, PerceptualLoss, build_loss_network, colour_stats
+
+    flat = torch.full((1, 3, 48, 48), 0.5)
+    stripes = torch.zeros(1, 3, 48, 48)
+    stripes[..., ::2, :] = 1.0  # mean 0.5, standard deviation 0.5 in every channel
+    assert torch.allclose(colour_stats(stripes), torch.tensor([[0.5] * 3 + [0.5] * 3]), atol=0.01)
+    loss = PerceptualLoss(build_loss_network("efficientnet_lite0"), DEFAULT_LAYERS["efficientnet_lite0"],
+                          [stripes, flat])
+    photo = torch.rand(2, 3, 48, 48) * 0.2 + 0.4
+    out = photo.clone().requires_grad_(True)
+    to_stripes = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    t = loss(out, photo, to_stripes)
+    assert t["colour"] > 0.03  # a low-contrast output against a high-contrast painting
+    t["colour"].backward()
+    with torch.no_grad():  # a gradient step on the term raises the output's contrast
+        assert colour_stats(out - 0.5 * out.grad)[:, 3:].mean() > colour_stats(out)[:, 3:].mean()
+        assert float(loss(flat.expand(2, -1, -1, -1), photo, torch.tensor([[0.0, 1.0]] * 2))["colour"]) < 1e-8
 
 
 def test_stability_term_is_zero_for_a_shift_equivariant_output():
@@ -273,7 +293,7 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
     (row,) = __import__("json").loads(report.read_text())
     assert row["crops"] == 5 and set(row["styles"]) == {"stripes", "dots"}
     for t in row["styles"].values():
-        assert all(np.isfinite(t[k]) and t[k] >= 0 for k in ("content", "style", "tv"))
+        assert all(np.isfinite(t[k]) and t[k] >= 0 for k in ("content", "style", "tv", "colour", "contrast"))
         assert t["pixel_optimum"]["style"] < t["style"]  # 30 Adam steps on pixels beat a 1-step net
     with pytest.raises(TrainingError, match="style images not found"):
         (data["stripes"].parent / "gone").mkdir(exist_ok=True)

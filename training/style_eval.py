@@ -77,7 +77,8 @@ def pixel_optimum(loss, content: torch.Tensor, style: torch.Tensor, weights: dic
 
 
 def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
-    from artcam.training.perceptual import DEFAULT_LAYERS, LayerWeights, PerceptualLoss, build_loss_network
+    from artcam.training.perceptual import (DEFAULT_LAYERS, LayerWeights, PerceptualLoss, build_loss_network,
+                                            colour_stats)
     from artcam.training.stylize import load_rgb01, model_from_checkpoint
 
     crops = fixed_crops(Path(args.photos), args.every, args.size)
@@ -100,20 +101,24 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
         for i, name in enumerate(names):
             style = F.one_hot(torch.full((len(crops),), i), len(names)).float()
             with torch.no_grad():
-                t = {k: float(v) for k, v in loss(net(crops, style), crops, style).items()}
+                out = net(crops, style)
+                t = {k: float(v) for k, v in loss(out, crops, style).items()}
+                # contrast: the outputs' RGB standard deviation over the painting's (1 = as contrasty)
+                t["contrast"] = float(colour_stats(out)[:, 3:].mean() / loss.targets.colour[i, 3:].mean())
             if args.pixel_steps:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
-        for k in ("content", "style", "tv"):
+        for k in ("content", "style", "tv", "colour", "contrast"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
-              f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g})")
+              f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g}); "
+              f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f} of the paintings'")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
-            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}{extra}")
+            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}{extra}")
     return results
 
 

@@ -211,6 +211,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--style-weight", type=float, default=100.0)
     p.add_argument("--tv-weight", type=float, default=10.0)
     p.add_argument("--stability-weight", type=float, default=2000.0)
+    p.add_argument("--colour-weight", type=float, default=0.0,
+                   help="pull each output's RGB mean and contrast toward its painting's")
     p.add_argument("--adv-weight", type=float, default=0.0)
     p.add_argument("--adv-loss", default="hinge", choices=ADV_LOSSES)
     p.add_argument("--loss-net", default="efficientnet_lite0", choices=LOSS_NETS,
@@ -449,7 +451,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
             terms = perceptual(out_x, x, style)
             terms["stability"] = stability_loss(out_x, out_y, shift)
             loss = (args.content_weight * terms["content"] + args.style_weight * terms["style"]
-                    + args.tv_weight * terms["tv"] + args.stability_weight * terms["stability"])
+                    + args.tv_weight * terms["tv"] + args.stability_weight * terms["stability"]
+                    + args.colour_weight * terms["colour"])
             if disc is not None:
                 terms["adv"] = g_loss(args.adv_loss, disc(out_x, style))
                 loss = loss + args.adv_weight * terms["adv"]
