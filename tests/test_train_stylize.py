@@ -54,7 +54,8 @@ def test_train_resume_and_export(data, tmp_path):
     assert ck["step"] == 2 and ck["config"]["styles"] == ["stripes", "dots"]
     before = {k: v.clone() for k, v in ck["model"].items()}
 
-    assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"), "--colour-weight", "100")) == 0
+    assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"), "--colour-weight", "100",
+                              "--context-weight", "100")) == 0
     ck = load_checkpoint(out / "last.pt", "stylize", "nano")
     assert ck["step"] == 4  # continued from 2, not restarted
     assert any(not torch.equal(before[k], v) for k, v in ck["model"].items())
@@ -143,6 +144,20 @@ def test_colour_term_pulls_brightness_and_contrast_toward_the_painting():
     with torch.no_grad():  # a gradient step on the term raises the output's contrast
         assert colour_stats(out - 0.5 * out.grad)[:, 3:].mean() > colour_stats(out)[:, 3:].mean()
         assert float(loss(flat.expand(2, -1, -1, -1), photo, torch.tensor([[0.0, 1.0]] * 2))["colour"]) < 1e-8
+
+
+def test_context_term_sees_frames_and_nothing_else():
+    big = torch.rand(2, 3, 48 + 2 * stylize.context_margin(48), 48 + 2 * stylize.context_margin(48))
+    x, _, _ = stylize.perturb(big, 48)
+    assert x.shape[-1] == 48 and stylize.context_margin(48) == 8 and stylize.context_margin(192) == 24
+
+    def framed(img):  # a pointwise style plus a dark frame wherever the image happens to end
+        out = img.sqrt()
+        out[..., :4, :] = 0
+        return out
+
+    assert float(stylize.context_loss(big.sqrt()[..., 8:56, 8:56], big.sqrt())) == 0.0
+    assert float(stylize.context_loss(framed(x.clone()), framed(big.clone()))) > 0.01
 
 
 def test_stability_term_is_zero_for_a_shift_equivariant_output():

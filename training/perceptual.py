@@ -207,6 +207,7 @@ class PerceptualLoss(nn.Module):
         ``colour`` compares each output's RGB means and standard deviations with its painting's: the
         Gram terms match feature statistics, but left alone the nets came out with a third to half less
         luminance contrast than the paintings (README, stylizer quality), which reads as washed out.
+        Computed away from the border: over the whole crop, nets met it by painting dark or light frames.
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -220,5 +221,7 @@ class PerceptualLoss(nn.Module):
             scale = style @ self.targets.scale[k]
             err = (gram(of[k]) - target).pow(2).mean(dim=(1, 2)) / scale
             s_loss = s_loss + w * err.mean()
-        colour = (colour_stats(output) - style @ self.targets.colour).pow(2).mean()
+        m = min(output.shape[-2:]) // 8  # interior only: with the border in, nets darkened or lit the frame
+        inner = output[..., m:output.shape[-2] - m, m:output.shape[-1] - m]
+        colour = (colour_stats(inner) - style @ self.targets.colour).pow(2).mean()
         return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour}

@@ -60,6 +60,20 @@ def style_files(ck: dict, style_dir: Path) -> list[Path]:
     return files
 
 
+def frame(images: torch.Tensor) -> float:
+    """How much a border band (1/8 of the side) differs, systematically over the crops, from the band inside it.
+
+    Mean over the 4 sides and 3 channels of |mean over images of (edge band - next band)|, 0-255.
+    Photos average out near 0; a net that paints a dark or light frame does not.
+    """
+    x = images.float()
+    band = min(x.shape[-2:]) // 8
+    sides = [(x[..., :band, :], x[..., band:3 * band, :]), (x[..., -band:, :], x[..., -3 * band:-band, :]),
+             (x[..., :band], x[..., band:3 * band]), (x[..., -band:], x[..., -3 * band:-band])]
+    diffs = [(a.mean(dim=(2, 3)) - b.mean(dim=(2, 3))).mean(0).abs() for a, b in sides]  # (3,) per side
+    return float(torch.stack(diffs).mean() * 255)
+
+
 def pixel_optimum(loss, content: torch.Tensor, style: torch.Tensor, weights: dict[str, float], steps: int):
     """Adam on the pixels, started from the photo: what the loss alone asks for."""
     x = content.clone().requires_grad_(True)
@@ -104,21 +118,25 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
                 out = net(crops, style)
                 t = {k: float(v) for k, v in loss(out, crops, style).items()}
                 # contrast: the outputs' RGB standard deviation over the painting's (1 = as contrasty)
-                t["contrast"] = float(colour_stats(out)[:, 3:].mean() / loss.targets.colour[i, 3:].mean())
+                m = crops.shape[-1] // 8  # away from the border, as the colour term sees it
+                t["contrast"] = float(colour_stats(out[..., m:-m, m:-m])[:, 3:].mean()
+                                      / loss.targets.colour[i, 3:].mean())
+                t["frame"] = frame(out)
             if args.pixel_steps:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
-        for k in ("content", "style", "tv", "colour", "contrast"):
+        for k in ("content", "style", "tv", "colour", "contrast", "frame"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
               f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g}); "
-              f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f} of the paintings'")
+              f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f} of the paintings', frame {row['frame']:.1f}"
+              f" (the photos' {frame(crops):.1f})")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
-            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}{extra}")
+            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  frame {t['frame']:4.1f}{extra}")
     return results
 
 

@@ -70,10 +70,10 @@ def load_rgb01(path: Path, long_side: int | None = None) -> torch.Tensor:
 
 
 class ContentCrops(torch.utils.data.Dataset):
-    """Random crops (size + 2*MARGIN) of photos with scale jitter, flips and mild colour jitter."""
+    """Random crops (size + 2*margin) of photos with scale jitter, flips and mild colour jitter."""
 
-    def __init__(self, paths: list[Path], size: int, scale: tuple[float, float] = (1.0, 1.6)):
-        self.paths, self.size, self.scale = paths, size, scale
+    def __init__(self, paths: list[Path], size: int, scale: tuple[float, float] = (1.0, 1.6), margin: int = MARGIN):
+        self.paths, self.size, self.scale, self.margin = paths, size, scale, margin
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -82,7 +82,7 @@ class ContentCrops(torch.utils.data.Dataset):
         # Seeded from torch's RNG: seed_everything makes runs repeatable, and DataLoader workers get
         # distinct torch seeds, so they never repeat each other.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-        full = self.size + 2 * MARGIN
+        full = self.size + 2 * self.margin
         try:
             bgr = read_image(self.paths[i])
         except ArtcamError:
@@ -111,9 +111,9 @@ def infinite(loader):
 
 def perturb(big: torch.Tensor, size: int, gen: torch.Generator | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-    """From (N,3,size+2M,size+2M) crops: the centre view and a shifted, noisy, relit view."""
-    m = MARGIN
-    dy, dx = (int(v) for v in torch.randint(-m // 2, m // 2 + 1, (2,), generator=gen))
+    """From (N,3,size+2m,size+2m) crops (m >= MARGIN): the centre view and a shifted, noisy, relit view."""
+    m = (big.shape[-1] - size) // 2
+    dy, dx = (int(v) for v in torch.randint(-MARGIN // 2, MARGIN // 2 + 1, (2,), generator=gen))
     x = big[..., m:m + size, m:m + size]
     y = big[..., m + dy:m + dy + size, m + dx:m + dx + size]
     n = big.shape[0]
@@ -131,6 +131,22 @@ def stability_loss(out_x: torch.Tensor, out_y: torch.Tensor, shift: tuple[int, i
     a = out_x[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
     b = out_y[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
     return F.mse_loss(a.float(), b.float())
+
+
+def context_margin(size: int) -> int:
+    """Context around each crop for the context term: the frames nets painted reached about 1/8 inward."""
+    return -(-max(MARGIN, size // 8) // 8) * 8  # a multiple of 8 keeps size + 2m a multiple of the stride
+
+
+def context_loss(out_x: torch.Tensor, out_big: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between a crop's output and the same pixels stylized with context around.
+
+    A fully convolutional net should not care where the image ends; one that paints a frame (it can
+    tell the border from its padding) does, and this is where it pays for it.
+    """
+    m = (out_big.shape[-1] - out_x.shape[-1]) // 2
+    inner = out_big[..., m:m + out_x.shape[-2], m:m + out_x.shape[-1]]
+    return F.mse_loss(out_x.float(), inner.float())
 
 
 # --- export ---------------------------------------------------------------------------------------
@@ -213,6 +229,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stability-weight", type=float, default=2000.0)
     p.add_argument("--colour-weight", type=float, default=0.0,
                    help="pull each output's RGB mean and contrast toward its painting's")
+    p.add_argument("--context-weight", type=float, default=0.0,
+                   help="penalise outputs that change when the image extends further (frames at the border)")
     p.add_argument("--adv-weight", type=float, default=0.0)
     p.add_argument("--adv-loss", default="hinge", choices=ADV_LOSSES)
     p.add_argument("--loss-net", default="efficientnet_lite0", choices=LOSS_NETS,
@@ -385,7 +403,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     workers = args.workers if args.workers >= 0 else (8 if device.type == "cuda" else 0)
-    data = ContentCrops(photos, args.image_size)
+    margin = context_margin(args.image_size) if args.context_weight > 0 else MARGIN
+    data = ContentCrops(photos, args.image_size, margin=margin)
     sampler = torch.utils.data.RandomSampler(data, replacement=True, num_samples=10**9)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
                                          pin_memory=device.type == "cuda", drop_last=True,
@@ -436,6 +455,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
                 f = float(t)
         return f
 
+    weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
+               "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight}
     while step < args.steps and done_fraction() < 1.0:
         big = next(batches).to(device, non_blocking=True)
         n = big.shape[0]
@@ -450,9 +471,9 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
             out_x, out_y = both[:n], both[n:]
             terms = perceptual(out_x, x, style)
             terms["stability"] = stability_loss(out_x, out_y, shift)
-            loss = (args.content_weight * terms["content"] + args.style_weight * terms["style"]
-                    + args.tv_weight * terms["tv"] + args.stability_weight * terms["stability"]
-                    + args.colour_weight * terms["colour"])
+            if args.context_weight > 0:
+                terms["context"] = context_loss(out_x, ddp_net(big, style))
+            loss = sum(weights[k] * v for k, v in terms.items())
             if disc is not None:
                 terms["adv"] = g_loss(args.adv_loss, disc(out_x, style))
                 loss = loss + args.adv_weight * terms["adv"]
