@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -316,3 +317,22 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
         ck_moved["config"]["style_files"] = []
         torch.save(ck_moved, tmp_path / "moved.pt")
         style_eval.main([str(tmp_path / "moved.pt"), *common, "--styles", str(data["stripes"].parent / "gone")])
+
+
+def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_path):
+    """make_styles' CPU refinement (versions 2-4) end to end, for a few seconds on stand-in paintings."""
+    from artcam.training import make_styles
+
+    root = tmp_path / "data"
+    (root / "styles").mkdir(parents=True)
+    shutil.copytree(data["content"], root / "photos")
+    painting = cv2.imread(str(data["stripes"]))
+    for name in make_styles.PAINTINGS:
+        cv2.imwrite(str(root / "styles" / f"{name}.jpg"), cv2.resize(painting, (256, 200)))
+    rec = tmp_path / "v.pt"
+    assert make_styles.main(["recover", "-o", str(rec)]) == 0  # the shipped model
+    assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
+                             "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000"]) == 0
+    ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
+    assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
+    assert ck["config"]["train"]["image_size"] == 192

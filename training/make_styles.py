@@ -102,7 +102,8 @@ def refine(args: argparse.Namespace) -> int:
     from artcam.training import stylize
 
     return stylize.main([*_style_args(args.data), "--init", args.init, "--out", args.out, "--device", args.device,
-                         "--max-minutes", str(args.minutes), "--no-export", *REFINE])
+                         "--max-minutes", str(args.minutes), "--no-export", *REFINE,
+                         "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight)])
 
 
 def average(a: dict, b: dict, alpha: float) -> dict:
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--out", default="runs/stylizer_nano_refine")
     rf.add_argument("--device", default="cpu")
     rf.add_argument("--minutes", type=float, default=60.0)
+    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for version 4")
+    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for version 4")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")
