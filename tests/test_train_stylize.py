@@ -311,6 +311,15 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
     for t in row["styles"].values():
         assert all(np.isfinite(t[k]) and t[k] >= 0 for k in ("content", "style", "tv", "colour", "contrast"))
         assert t["pixel_optimum"]["style"] < t["style"]  # 30 Adam steps on pixels beat a 1-step net
+    from artcam.benchmarks.stylizer_speed import find_peer
+
+    if find_peer() is not None:  # the peer's frame score on the same crops
+        assert style_eval.main([ck, *common, "--peer", "--json", str(report)]) == 0
+        assert len(__import__("json").loads(report.read_text())[-1]["frame_per_style"]) == 8
+    imgs = torch.rand(6, 3, 64, 64)
+    framed = imgs.clone()
+    framed[..., :4, :] *= 0.3  # a dark top edge on every image
+    assert style_eval.frame(framed) > style_eval.frame(imgs) + 5
     with pytest.raises(TrainingError, match="style images not found"):
         (data["stripes"].parent / "gone").mkdir(exist_ok=True)
         ck_moved = load_checkpoint(ck, "stylize")

@@ -15,13 +15,25 @@ average had washed the styles out; a higher style weight brings the palettes bac
     python -m artcam.training.make_styles refine --init runs/v1.pt               # 60 min on one CPU core
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt  # -> runtime/models/
 
-Version 3 (shipped) is version 2 refined again with the same settings; the loss kept falling
+Version 3 is version 2 refined again with the same settings; the loss kept falling
 (``python -m artcam.training.style_eval``: weighted total 175.0 -> 149.8 on fixed crops, The Scream's
 style loss 4.0 -> 1.5), and a further 45-minute pass from version 3 did not lower it (154.2):
 
     git show 2c18c14:runtime/models/stylizer_nano.onnx > v2.onnx
     python -m artcam.training.make_styles recover --model v2.onnx -o runs/v2.pt
     python -m artcam.training.make_styles refine --init runs/v2.pt --minutes 50  # 50 min on one CPU core
+    python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
+
+Version 4 (shipped) is version 3 refined with two more terms: the colour term (the outputs had 77% of
+the paintings' contrast away from the border) and the context term (version 3 painted frames: 22 on
+style_eval's frame score, the peer 9, photos 9). The shipped run started from version 3's own training
+checkpoint; ``recover`` rebuilds the same network from the file (its BatchNorm statistics are
+reconstructed, so a rerun from it starts from the same outputs, not the same optimiser state):
+
+    git show 8a6f7dd:runtime/models/stylizer_nano.onnx > v3.onnx
+    python -m artcam.training.make_styles recover --model v3.onnx -o runs/v3.pt
+    python -m artcam.training.make_styles refine --init runs/v3.pt --minutes 50 \
+        --colour-weight 20000 --context-weight 5000
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
 The shipped styles are public-domain paintings only (artists who died before 1955) from
@@ -136,7 +148,8 @@ def export(args: argparse.Namespace) -> int:
                         "data_note": SHIPPED_DATA_NOTE,
                         "recipe": "python -m artcam.training.make_styles: v1 = train on GPU, finetune, export "
                                   "--average-with STAGE1; v2 = recover v1, refine on CPU, export; "
-                                  "v3 = recover v2, refine on CPU (50 min), export"}
+                                  "v3 = recover v2, refine on CPU (50 min), export; v4 = recover v3, refine on CPU "
+                                  "(50 min) with --colour-weight 20000 --context-weight 5000, export"}
     report = export_checkpoint(ck, args.output)
     print("\n".join(report.lines()))
     print(f"wrote {args.output}")

