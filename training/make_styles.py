@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data", default=str(DATA))
     f.add_argument("--out", default="runs/stylizer_nano_ft")
     f.add_argument("--device", default="auto")
-    rf = sub.add_parser("refine", help="CPU refinement (versions 2 and 3) from a recovered checkpoint")
+    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 4) from a recovered checkpoint")
     rf.add_argument("--init", required=True, help="checkpoint from `recover`")
     rf.add_argument("--data", default=str(DATA))
     rf.add_argument("--out", default="runs/stylizer_nano_refine")
