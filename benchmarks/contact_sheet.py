@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-styles", default="0,7,19,1,2,3,4,5", help="peer style indices for --peer")
     p.add_argument("--size", default="640x480", help="WxH box each photo is fitted into before stylizing")
     p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality")
     args = p.parse_args(argv)
 
     if args.public:
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     run_size = tuple(int(v) for v in args.size.lower().split("x"))
     tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
     out = sheet(models, photos, run_size, tile_size)
-    write_image(args.output, out, quality=90)
+    write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
     return 0
 
