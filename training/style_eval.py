@@ -95,8 +95,13 @@ def pixel_optimum(loss, content: torch.Tensor, style: torch.Tensor, weights: dic
 
 
 def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
-    from artcam.training.perceptual import (DEFAULT_LAYERS, LayerWeights, PerceptualLoss, build_loss_network,
-                                            colour_stats)
+    from artcam.training.perceptual import (
+        DEFAULT_LAYERS,
+        LayerWeights,
+        PerceptualLoss,
+        build_loss_network,
+        colour_stats,
+    )
     from artcam.training.stylize import load_rgb01, model_from_checkpoint
 
     crops = fixed_crops(Path(args.photos), args.every, args.size)
