@@ -284,8 +284,9 @@ class Stylizer(nn.Module):
         one did. Returns the keys that are new or widened.
         """
         own = self.state_dict()
-        widened = [k for k, v in state.items() if k in own and _widen(v, own[k].shape) is not v]
-        state = {k: _widen(v, own[k].shape) if k in own else v for k, v in state.items()}
+        fitted = {k: _widen(v, own[k].shape) if k in own else v for k, v in state.items()}
+        widened = [k for k in state if fitted[k] is not state[k]]
+        state = fitted
         wrong = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
         if wrong:
             raise ValueError(f"not a smaller net of this design: {len(wrong)} tensors do not fit, e.g. {wrong[0]}")
