@@ -177,6 +177,12 @@ def colour_stats(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat.mean(2), flat.std(2)], 1)
 
 
+def interior(images: torch.Tensor) -> torch.Tensor:
+    """The images without a border ring 1/8 of the shorter side wide (where frames would be)."""
+    m = min(images.shape[-2:]) // 8
+    return images[..., m:images.shape[-2] - m, m:images.shape[-1] - m]
+
+
 class PerceptualLoss(nn.Module):
     """Content + Gram style + TV loss for a batch whose samples each carry a style weight vector."""
 
@@ -221,7 +227,5 @@ class PerceptualLoss(nn.Module):
             scale = style @ self.targets.scale[k]
             err = (gram(of[k]) - target).pow(2).mean(dim=(1, 2)) / scale
             s_loss = s_loss + w * err.mean()
-        m = min(output.shape[-2:]) // 8  # interior only: with the border in, nets darkened or lit the frame
-        inner = output[..., m:output.shape[-2] - m, m:output.shape[-1] - m]
-        colour = (colour_stats(inner) - style @ self.targets.colour).pow(2).mean()
+        colour = (colour_stats(interior(output)) - style @ self.targets.colour).pow(2).mean()
         return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour}
