@@ -133,7 +133,10 @@ def test_colour_term_pulls_brightness_and_contrast_toward_the_painting():
     flat = torch.full((1, 3, 48, 48), 0.5)
     stripes = torch.zeros(1, 3, 48, 48)
     stripes[..., ::2, :] = 1.0  # mean 0.5, standard deviation 0.5 in every channel
-    assert torch.allclose(colour_stats(stripes), torch.tensor([[0.5] * 3 + [0.5] * 3]), atol=0.01)
+    assert torch.allclose(colour_stats(stripes), torch.tensor([[0.5] * 6 + [0.0] * 2]), atol=0.01)  # grey: 0 opp.
+    red_blue = torch.zeros(1, 3, 48, 48)
+    red_blue[:, 0, ::2], red_blue[:, 2, 1::2] = 1.0, 1.0  # red and blue stripes
+    assert (colour_stats(red_blue)[0, 6:] > 0.4).all()
     loss = PerceptualLoss(build_loss_network("efficientnet_lite0"), DEFAULT_LAYERS["efficientnet_lite0"],
                           [stripes, flat])
     photo = torch.rand(2, 3, 48, 48) * 0.2 + 0.4
@@ -143,7 +146,7 @@ def test_colour_term_pulls_brightness_and_contrast_toward_the_painting():
     assert t["colour"] > 0.03  # a low-contrast output against a high-contrast painting
     t["colour"].backward()
     with torch.no_grad():  # a gradient step on the term raises the output's contrast
-        assert colour_stats(out - 0.5 * out.grad)[:, 3:].mean() > colour_stats(out)[:, 3:].mean()
+        assert colour_stats(out - 0.5 * out.grad)[:, 3:6].mean() > colour_stats(out)[:, 3:6].mean()
         assert float(loss(flat.expand(2, -1, -1, -1), photo, torch.tensor([[0.0, 1.0]] * 2))["colour"]) < 1e-8
 
 
@@ -223,6 +226,19 @@ def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(data, tiny_model,
     wall, cpu = stylizer_speed.bench({"ours": model}, (44, 30), runs=2, warmup=1)  # 44x30 -> padded to 48x32
     assert len(wall["ours"]) == len(cpu["ours"]) == 2
     assert model(np.random.rand(30, 44, 3).astype(np.float32), np.array([0.5, 0.5])).shape == (30, 44, 3)
+
+
+def test_look_tells_grey_from_colour_and_flat_from_busy():
+    from artcam.benchmarks.contact_sheet import look
+
+    grey = np.full((48, 64, 3), 128, np.uint8)
+    halves = grey.copy()
+    halves[:, :32] = (255, 0, 0)  # blue | red halves: colourful, one edge
+    halves[:, 32:] = (0, 0, 255)
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 1), dtype=np.uint8).repeat(3, 2)  # grey noise
+    assert look(grey) == (0.0, 0.0)
+    assert look(halves)[0] > 100 and look(halves)[1] < 2
+    assert look(noise)[0] == 0.0 and look(noise)[1] > 30
 
 
 def test_patchgan_term_trains_and_resumes(data, tmp_path):

