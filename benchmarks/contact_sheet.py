@@ -22,6 +22,7 @@ from artcam.runtime.fileio import read_image, write_image
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
 
 PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
+STYLE_DIR = PHOTO_DIR.parent / "styles"  # our paintings, for their own look (not shipped)
 DEFAULT_PHOTOS = ("style_transfer_content/chicago.jpg", "style_transfer_content/golden_gate.jpg",
                   "kodak/kodim23.jpg", "kodak/kodim15.jpg")
 
@@ -127,12 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
     looks: dict[str, list[tuple[float, float]]] = {}
     out = sheet(models, photos, run_size, tile_size, looks)
+    paintings = [STYLE_DIR / f"{ours.styles[s]}.jpg" for s in styles] if ours.styles else []
+    if paintings and all(x.is_file() for x in paintings):
+        looks["paintings"] = [look(fit(read_image(x), run_size)) for x in paintings]
     write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
     print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)")
     for tag, vals in looks.items():
         c, d = np.array(vals).T
-        print(f"{tag:8s}  {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
+        print(f"{tag:9s} {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
               f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})")
     return 0
 
