@@ -345,7 +345,7 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
 
 
 def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_path):
-    """make_styles' CPU refinement (versions 2-4) end to end, for a few seconds on stand-in paintings."""
+    """make_styles' CPU refinement (versions 2-5) end to end, for a few seconds on stand-in paintings."""
     from artcam.training import make_styles
 
     root = tmp_path / "data"
@@ -361,3 +361,9 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
     assert ck["config"]["train"]["image_size"] == 192
+    assert make_styles.main(["refine", "--resume", str(tmp_path / "r" / "last.pt"), "--data", str(root),
+                             "--out", str(tmp_path / "r"), "--minutes", "0.02", "--colour-weight", "20000",
+                             "--context-weight", "5000"]) == 0  # version 5's second leg continues the first
+    assert load_checkpoint(tmp_path / "r" / "last.pt", "stylize")["step"] > ck["step"]
+    with pytest.raises(TrainingError, match="starting point"):
+        make_styles.main(["refine", "--data", str(root), "--out", str(tmp_path / "r2")])

@@ -24,7 +24,7 @@ style loss 4.0 -> 1.5), and a further 45-minute pass from version 3 did not lowe
     python -m artcam.training.make_styles refine --init runs/v2.pt --minutes 50  # 50 min on one CPU core
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
-Version 4 (shipped) is version 3 refined with two more terms: the colour term (the outputs had 77% of
+Version 4 is version 3 refined with two more terms: the colour term (the outputs had 77% of
 the paintings' contrast away from the border) and the context term (version 3 painted frames: 22 on
 style_eval's frame score, the peer 9, photos 9). The shipped run started from version 3's own training
 checkpoint; ``recover`` rebuilds the same network from the file (its BatchNorm statistics are
@@ -33,6 +33,19 @@ reconstructed, so a rerun from it starts from the same outputs, not the same opt
     git show 8a6f7dd:runtime/models/stylizer_nano.onnx > v3.onnx
     python -m artcam.training.make_styles recover --model v3.onnx -o runs/v3.pt
     python -m artcam.training.make_styles refine --init runs/v3.pt --minutes 50 \
+        --colour-weight 20000 --context-weight 5000
+    python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
+
+Version 5 (shipped) is version 4 refined with the same flags after the colour term gained saturation
+(``perceptual.colour_stats``: version 4 had 0.82 of its paintings' opponent-colour spread, greyer than
+them), 45 minutes and then 40 more resumed, on one CPU core. As for version 4, the shipped run started
+from version 4's own training checkpoint:
+
+    git show 64e1980:runtime/models/stylizer_nano.onnx > v4.onnx
+    python -m artcam.training.make_styles recover --model v4.onnx -o runs/v4.pt
+    python -m artcam.training.make_styles refine --init runs/v4.pt --minutes 45 \
+        --colour-weight 20000 --context-weight 5000
+    python -m artcam.training.make_styles refine --resume runs/stylizer_nano_refine/last.pt --minutes 40 \
         --colour-weight 20000 --context-weight 5000
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
@@ -113,7 +126,10 @@ def finetune(args: argparse.Namespace) -> int:
 def refine(args: argparse.Namespace) -> int:
     from artcam.training import stylize
 
-    return stylize.main([*_style_args(args.data), "--init", args.init, "--out", args.out, "--device", args.device,
+    if not (args.init or args.resume):
+        raise TrainingError("refine needs a starting point", "pass --init (a recovered checkpoint) or --resume")
+    start = ["--resume", args.resume] if args.resume else ["--init", args.init]
+    return stylize.main([*_style_args(args.data), *start, "--out", args.out, "--device", args.device,
                          "--max-minutes", str(args.minutes), "--no-export", *REFINE,
                          "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight)])
 
@@ -149,7 +165,8 @@ def export(args: argparse.Namespace) -> int:
                         "recipe": "python -m artcam.training.make_styles: v1 = train on GPU, finetune, export "
                                   "--average-with STAGE1; v2 = recover v1, refine on CPU, export; "
                                   "v3 = recover v2, refine on CPU (50 min), export; v4 = recover v3, refine on CPU "
-                                  "(50 min) with --colour-weight 20000 --context-weight 5000, export"}
+                                  "(50 min) with --colour-weight 20000 --context-weight 5000, export; v5 = v4 refined the same way "
+                                  "with saturation in the colour term (45 min, then 40 min resumed), export"}
     report = export_checkpoint(ck, args.output)
     print("\n".join(report.lines()))
     print(f"wrote {args.output}")
@@ -252,14 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data", default=str(DATA))
     f.add_argument("--out", default="runs/stylizer_nano_ft")
     f.add_argument("--device", default="auto")
-    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 4) from a recovered checkpoint")
-    rf.add_argument("--init", required=True, help="checkpoint from `recover`")
+    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 5) from a recovered checkpoint")
+    rf.add_argument("--init", default="", help="checkpoint from `recover`")
+    rf.add_argument("--resume", default="", help="or continue a refine run (its optimiser state too)")
     rf.add_argument("--data", default=str(DATA))
     rf.add_argument("--out", default="runs/stylizer_nano_refine")
     rf.add_argument("--device", default="cpu")
     rf.add_argument("--minutes", type=float, default=60.0)
-    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for version 4")
-    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for version 4")
+    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 and 5")
+    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 and 5")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")
