@@ -57,7 +57,8 @@ def look(bgr: np.ndarray) -> tuple[float, float]:
 
     Colourfulness is Hasler and Suesstrunk's (2003) M on 0-255 RGB (about 0 grey, 33 moderately,
     59 quite, 82+ extremely colourful). Fine detail is the mean |luminance - its Gaussian blur (sigma 2 px)|,
-    0-255: high for busy fine texture, low for flat regions with few edges.
+    0-255: low for flat regions, high for fine texture and for bold outlines alike (the peer scores above
+    us through its outlines), so it does not tell "busy" from "crisp" by itself.
     """
     b, g, r = (c.astype(np.float64) for c in cv2.split(bgr))
     rg, yb = r - g, 0.5 * (r + g) - b

