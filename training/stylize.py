@@ -231,6 +231,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="pull each output's RGB mean and contrast toward its painting's")
     p.add_argument("--context-weight", type=float, default=0.0,
                    help="penalise outputs that change when the image extends further (frames at the border)")
+    p.add_argument("--lattice-weight", type=float, default=0.0,
+                   help="penalise output power on the 4- and 8-px block grid beyond the photo's (30000 for version 6)")
     p.add_argument("--adv-weight", type=float, default=0.0)
     p.add_argument("--adv-loss", default="hinge", choices=ADV_LOSSES)
     p.add_argument("--loss-net", default="efficientnet_lite0", choices=LOSS_NETS,
@@ -456,7 +458,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
         return f
 
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
-               "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight}
+               "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight,
+               "lattice": args.lattice_weight}
     while step < args.steps and done_fraction() < 1.0:
         big = next(batches).to(device, non_blocking=True)
         n = big.shape[0]
