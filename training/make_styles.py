@@ -36,7 +36,7 @@ reconstructed, so a rerun from it starts from the same outputs, not the same opt
         --colour-weight 20000 --context-weight 5000
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
-Version 5 (shipped) is version 4 refined with the same flags after the colour term gained saturation
+Version 5 is version 4 refined with the same flags after the colour term gained saturation
 (``perceptual.colour_stats``: version 4 had 0.82 of its paintings' opponent-colour spread, greyer than
 them), 45 minutes and then 40 more resumed, on one CPU core. As for version 4, the shipped run started
 from version 4's own training checkpoint:
@@ -47,6 +47,17 @@ from version 4's own training checkpoint:
         --colour-weight 20000 --context-weight 5000
     python -m artcam.training.make_styles refine --resume runs/stylizer_nano_refine/last.pt --minutes 40 \
         --colour-weight 20000 --context-weight 5000
+    python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
+
+Version 6 (shipped) is version 5 refined 50 minutes on one CPU core with the lattice term
+(``--lattice-weight 30000``): version 5 met the Gram terms partly with a texture repeating on its own
+4-px block grid (``training.lattice``: 13/1000 of the output's power above the photos' on style_eval's
+crops; 0.07 after). As before, the shipped run started from version 5's own training checkpoint:
+
+    git show 16ad9f4:runtime/models/stylizer_nano.onnx > v5.onnx
+    python -m artcam.training.make_styles recover --model v5.onnx -o runs/v5.pt
+    python -m artcam.training.make_styles refine --init runs/v5.pt --minutes 50 \
+        --colour-weight 20000 --context-weight 5000 --lattice-weight 30000
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
 The shipped styles are public-domain paintings only (artists who died before 1955) from
@@ -131,7 +142,8 @@ def refine(args: argparse.Namespace) -> int:
     start = ["--resume", args.resume] if args.resume else ["--init", args.init]
     return stylize.main([*_style_args(args.data), *start, "--out", args.out, "--device", args.device,
                          "--max-minutes", str(args.minutes), "--no-export", *REFINE,
-                         "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight)])
+                         "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight),
+                         "--lattice-weight", str(args.lattice_weight)])
 
 
 def average(a: dict, b: dict, alpha: float) -> dict:
@@ -166,7 +178,8 @@ def export(args: argparse.Namespace) -> int:
                                   "--average-with STAGE1; v2 = recover v1, refine on CPU, export; "
                                   "v3 = recover v2, refine on CPU (50 min), export; v4 = recover v3, refine on CPU "
                                   "(50 min) with --colour-weight 20000 --context-weight 5000, export; v5 = v4 refined the same way "
-                                  "with saturation in the colour term (45 min, then 40 min resumed), export"}
+                                  "with saturation in the colour term (45 min, then 40 min resumed), export; v6 = v5 refined "
+                                  "(50 min) with --lattice-weight 30000 as well, export"}
     report = export_checkpoint(ck, args.output)
     print("\n".join(report.lines()))
     print(f"wrote {args.output}")
@@ -269,15 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data", default=str(DATA))
     f.add_argument("--out", default="runs/stylizer_nano_ft")
     f.add_argument("--device", default="auto")
-    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 5) from a recovered checkpoint")
+    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 6) from a recovered checkpoint")
     rf.add_argument("--init", default="", help="checkpoint from `recover`")
     rf.add_argument("--resume", default="", help="or continue a refine run (its optimiser state too)")
     rf.add_argument("--data", default=str(DATA))
     rf.add_argument("--out", default="runs/stylizer_nano_refine")
     rf.add_argument("--device", default="cpu")
     rf.add_argument("--minutes", type=float, default=60.0)
-    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 and 5")
-    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 and 5")
+    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 to 6")
+    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 to 6")
+    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")
