@@ -20,6 +20,7 @@ import numpy as np
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.fileio import read_image, write_image
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
+from artcam.training.lattice import lattice_energy  # numpy only
 
 PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 STYLE_DIR = PHOTO_DIR.parent / "styles"  # our paintings, for their own look (not shipped)
@@ -62,8 +63,6 @@ def look(bgr: np.ndarray) -> tuple[float, float, float]:
     ``lattice.lattice_energy`` in thousandths: luminance power repeating every 4 or 8 px (photos about
     2-5, a texture on a stylizer's block grid well above).
     """
-    from artcam.training.lattice import lattice_energy
-
     b, g, r = (c.astype(np.float64) for c in cv2.split(bgr))
     rg, yb = r - g, 0.5 * (r + g) - b
     m = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())

@@ -182,7 +182,8 @@ def colour_stats(images: torch.Tensor) -> torch.Tensor:
 
 
 def lattice_share(images: torch.Tensor, period: int = 8) -> torch.Tensor:
-    """(N, 3, H, W) -> (N,): ``lattice.lattice_energy`` (the 4- and 8-px grids) of each image's mean-free luminance, differentiable."""
+    """(N, 3, H, W) -> (N,): ``lattice.lattice_energy`` (the 4- and 8-px grids) of each image's mean-free
+    luminance, in torch with a gradient for the training term."""
     from artcam.training.lattice import lattice_mask
 
     lum = images.float().mean(1)
