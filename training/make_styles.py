@@ -103,9 +103,9 @@ STAGE2 = ["--size", "nano", "--pad", "reflect", "--image-size", "128", "--batch-
 #    between strongly stylized and content-preserving; alpha = weight of stage 2).
 ALPHA = 0.5
 # 4. Version 2: CPU refinement of version 1 (recovered from its ONNX file) with style weight 60 and half the
-#    stability weight; the shipped run took 60 minutes on one core of the shared 2-core machine.
+#    stability weight (refine's --stability-weight, default 1000); the shipped run took 60 minutes on one core.
 REFINE = ["--size", "nano", "--pad", "reflect", "--image-size", "192", "--batch-size", "4", "--style-size", "384",
-          "--style-weight", "60", "--tv-weight", "10", "--stability-weight", "1000", "--lr", "1e-3",
+          "--style-weight", "60", "--tv-weight", "10", "--lr", "1e-3",
           "--steps", "100000", "--ckpt-every", "100", "--sample-every", "500", "--log-every", "50"]
 SHIPPED_DATA_NOTE = ("stage 1 ran on a lent H100 on copies made for the transfer: gpu_data/photos = "
                      "../shared/data/photos downscaled to a short side of 288 px (JPEG q82), gpu_data/styles = "
@@ -291,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--minutes", type=float, default=60.0)
     rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 to 6")
     rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 to 6")
-    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6 and 7")
-    rf.add_argument("--stability-weight", type=float, default=1000.0, help="1000 up to version 6; 4000 for 7")
+    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6")
+    rf.add_argument("--stability-weight", type=float, default=1000.0,
+                    help="1000 up to version 6 (4000: the unshipped version-7 candidate)")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")

@@ -115,12 +115,10 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
         paths = [*paths, "peer-paintings"]
     ck: dict = {}
     for path in paths:
-        if path == "peer-paintings":  # the peer's arbitrary-style model, given the first model's paintings
-            net = _peer_paintings(style_files(ck, Path(args.styles)))
-        else:
+        if path != "peer-paintings":  # the peer's arbitrary-style model reuses the last model's paintings
             ck = load_any(path)
-            net = model_from_checkpoint(ck)
         files = style_files(ck, Path(args.styles))
+        net = _peer_paintings(files) if path == "peer-paintings" else model_from_checkpoint(ck)
         loss_net = (ck["config"].get("train") or {}).get("loss_net", "efficientnet_lite0")  # as trained
         layers = ck["config"].get("layers") or {}
         layers = LayerWeights(**layers) if layers else DEFAULT_LAYERS[loss_net]
