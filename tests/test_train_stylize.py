@@ -56,7 +56,8 @@ def test_train_resume_and_export(data, tmp_path):
     before = {k: v.clone() for k, v in ck["model"].items()}
 
     assert stylize.main(_args(data, out, "--steps", "4", "--resume", str(out / "last.pt"), "--colour-weight", "100",
-                              "--context-weight", "100", "--lattice-weight", "100")) == 0
+                              "--context-weight", "100", "--lattice-weight", "100",
+                              "--palette-weight", "100")) == 0
     ck = load_checkpoint(out / "last.pt", "stylize", "nano")
     assert ck["step"] == 4  # continued from 2, not restarted
     assert any(not torch.equal(before[k], v) for k, v in ck["model"].items())
@@ -264,6 +265,25 @@ def test_lattice_energy_finds_a_texture_on_the_block_grid():
         assert lattice_share(out - 2000 * out.grad) < share[1]
 
 
+def test_palette_term_tells_two_tones_from_the_paintings_colours():
+    from artcam.training.perceptual import PALETTE_QUANTILES, colour_quantiles
+
+    g = torch.Generator().manual_seed(0)
+    painting = torch.rand(1, 3, 64, 64, generator=g)  # every colour
+    two_tone = (painting.mean(1, keepdim=True) > 0.5).float().expand(-1, 3, -1, -1) * torch.tensor([0.9, 0.8, 0.2])[:, None, None]
+    # (the same mean colour, but only two colours)
+    two_tone = two_tone + (painting.mean(dim=(2, 3), keepdim=True) - two_tone.mean(dim=(2, 3), keepdim=True))
+    reshuffled = painting.flatten(2)[..., torch.randperm(64 * 64, generator=g)].reshape(painting.shape)
+    q = colour_quantiles(painting)
+    assert q.shape == (1, PALETTE_QUANTILES, 32)
+    assert torch.allclose(colour_quantiles(reshuffled), q)  # a distribution of colours, not a picture
+    assert (colour_quantiles(two_tone) - q).pow(2).mean() > 0.01
+    out = two_tone.clone().requires_grad_(True)
+    (colour_quantiles(out) - q).pow(2).mean().backward()
+    with torch.no_grad():  # a step against the gradient moves toward the painting's palette
+        assert (colour_quantiles(out - 0.5 * out.grad / out.grad.abs().max()) - q).pow(2).mean() < (colour_quantiles(two_tone) - q).pow(2).mean()
+
+
 def test_look_tells_grey_from_colour_and_flat_from_busy():
     from artcam.benchmarks.contact_sheet import look
 
@@ -402,14 +422,20 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     assert make_styles.main(["recover", "-o", str(rec)]) == 0  # the shipped model
     assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
                              "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
-                             "--stability-weight", "4000"]) == 0
+                             "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
-    assert ck["config"]["train"]["stability_weight"] == 4000
+    assert ck["config"]["train"]["stability_weight"] == 4000 and ck["config"]["train"]["palette_weight"] == 5000
+    start = torch.load(rec, weights_only=False)["model"]
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(ck["model"][k], start[k]) for k in stats)  # frozen: what is exported
+    assert any(not torch.equal(ck["model"][k], v) for k, v in start.items() if k not in stats)  # but trained
     assert ck["config"]["train"]["image_size"] == 192
     assert make_styles.main(["refine", "--resume", str(tmp_path / "r" / "last.pt"), "--data", str(root),
                              "--out", str(tmp_path / "r"), "--minutes", "0.02", "--colour-weight", "20000",
                              "--context-weight", "5000"]) == 0  # version 5's second leg continues the first
-    assert load_checkpoint(tmp_path / "r" / "last.pt", "stylize")["step"] > ck["step"]
+    ck2 = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
+    assert ck2["step"] > ck["step"]
+    assert any(not torch.equal(ck2["model"][k], ck["model"][k]) for k in stats)  # unfrozen (up to version 6)
     with pytest.raises(TrainingError, match="starting point"):
         make_styles.main(["refine", "--data", str(root), "--out", str(tmp_path / "r2")])

@@ -143,7 +143,8 @@ def refine(args: argparse.Namespace) -> int:
     return stylize.main([*_style_args(args.data), *start, "--out", args.out, "--device", args.device,
                          "--max-minutes", str(args.minutes), "--no-export", *REFINE,
                          "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight),
-                         "--lattice-weight", str(args.lattice_weight), "--stability-weight", str(args.stability_weight)])
+                         "--lattice-weight", str(args.lattice_weight), "--stability-weight", str(args.stability_weight),
+                         "--palette-weight", str(args.palette_weight), *(["--freeze-norm"] if args.freeze_norm else [])])
 
 
 def average(a: dict, b: dict, alpha: float) -> dict:
@@ -294,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6")
     rf.add_argument("--stability-weight", type=float, default=1000.0,
                     help="1000 up to version 6 (4000: the unshipped version-7 candidate)")
+    rf.add_argument("--palette-weight", type=float, default=0.0, help="0 up to version 6")
+    rf.add_argument("--freeze-norm", action="store_true", help="train on BatchNorm's running statistics (not up to version 6)")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")

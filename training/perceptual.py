@@ -169,6 +169,7 @@ class StyleTargets:
     grams: dict[str, torch.Tensor] = field(default_factory=dict)
     scale: dict[str, torch.Tensor] = field(default_factory=dict)
     colour: torch.Tensor | None = None  # (S, 6): per-channel RGB mean and standard deviation of each painting
+    palette: torch.Tensor | None = None  # (S, Q, D): each painting's colour quantiles along PALETTE_DIRECTIONS
 
 
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
@@ -179,6 +180,31 @@ def colour_stats(images: torch.Tensor) -> torch.Tensor:
     r, g, b = flat.unbind(1)
     opponent = torch.stack([r - g, 0.5 * (r + g) - b], 1)
     return torch.cat([flat.mean(2), flat.std(2), opponent.std(2)], 1)
+
+
+def _palette_directions(n: int = 32) -> torch.Tensor:
+    """(3, n) unit vectors in RGB: the three axes, grey, the two opponent axes, then fixed random ones."""
+    fixed = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [1, -1, 0], [0.5, 0.5, -1]])
+    rand = torch.randn(n - len(fixed), 3, generator=torch.Generator().manual_seed(0))
+    d = torch.cat([fixed, rand])
+    return (d / d.norm(dim=1, keepdim=True)).T.contiguous()
+
+
+PALETTE_DIRECTIONS = _palette_directions()
+PALETTE_QUANTILES = 64
+
+
+def colour_quantiles(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, Q, D): quantiles of the pixel colours projected on each of PALETTE_DIRECTIONS.
+
+    Matching these (a sliced Wasserstein distance between colour distributions) asks for the painting's
+    whole palette: means and spreads (``colour_stats``) were met by two-tone pictures.
+    """
+    flat = images.float().flatten(2).transpose(1, 2)  # (N, P, 3)
+    proj = flat @ PALETTE_DIRECTIONS.to(flat.device)  # (N, P, D)
+    srt = proj.sort(dim=1).values
+    at = ((torch.arange(PALETTE_QUANTILES, device=flat.device) + 0.5) * (srt.shape[1] / PALETTE_QUANTILES)).long()
+    return srt[:, at]
 
 
 def lattice_share(images: torch.Tensor, period: int = 8) -> torch.Tensor:
@@ -221,6 +247,7 @@ class PerceptualLoss(nn.Module):
             t.grams[k] = g
             t.scale[k] = g.pow(2).mean(dim=(1, 2)).clamp_min(1e-12)
         t.colour = torch.cat([colour_stats(img) for img in images])
+        t.palette = torch.cat([colour_quantiles(img) for img in images])
         return t
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -233,6 +260,7 @@ class PerceptualLoss(nn.Module):
         Computed away from the border: over the whole crop, nets met it by painting dark or light frames.
         ``lattice``: how far the output's share of power on the 4- and 8-px block grid exceeds the
         photo's (``lattice_share``): the Gram terms were met by a texture repeating on the net's grid.
+        ``palette``: the whole colour distribution against the painting's (``colour_quantiles``).
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -248,5 +276,8 @@ class PerceptualLoss(nn.Module):
             s_loss = s_loss + w * err.mean()
         colour = (colour_stats(interior(output)) - style @ self.targets.colour).pow(2).mean()
         lattice = (lattice_share(output) - lattice_share(content)).clamp_min(0).mean()
+        # quantile functions average into the Wasserstein barycentre: a style mix asks for the mixed palette
+        target = torch.einsum("ns,sqd->nqd", style, self.targets.palette)
+        palette = (colour_quantiles(interior(output)) - target).pow(2).mean()
         return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour,
-                "lattice": lattice}
+                "lattice": lattice, "palette": palette}

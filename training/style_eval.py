@@ -143,19 +143,21 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
             if args.pixel_steps:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
-        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice"):
+        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice", "palette"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
               f"weighted total {row['weighted']:.1f} (style x{args.style_weight:g}, tv x{args.tv_weight:g}); "
               f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f}, saturation {row['saturation']:.2f} of the paintings', frame {row['frame']:.1f}"
-              f" (the photos' {frame(crops):.1f}), grid {1e3 * row['lattice']:.2f}/1000 above the photos'")
+              f" (the photos' {frame(crops):.1f}), grid {1e3 * row['lattice']:.2f}/1000 above the photos', "
+              f"palette distance {1e3 * row['palette']:.2f}/1000")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
             print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  "
-                  f"saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}  grid {1e3 * t['lattice']:.2f}{extra}")
+                  f"saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}  grid {1e3 * t['lattice']:.2f}  "
+                  f"palette {1e3 * t['palette']:.2f}{extra}")
     return results
 
 
