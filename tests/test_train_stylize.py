@@ -409,7 +409,7 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
 
 
 def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_path):
-    """make_styles' CPU refinement (versions 2-6) end to end, for a few seconds on stand-in paintings."""
+    """make_styles' CPU refinement (versions 2-7) end to end, for a few seconds on stand-in paintings."""
     from artcam.training import make_styles
 
     root = tmp_path / "data"
