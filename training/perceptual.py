@@ -168,7 +168,7 @@ class StyleTargets:
 
     grams: dict[str, torch.Tensor] = field(default_factory=dict)
     scale: dict[str, torch.Tensor] = field(default_factory=dict)
-    colour: torch.Tensor | None = None  # (S, 6): per-channel RGB mean and standard deviation of each painting
+    colour: torch.Tensor | None = None  # (S, 8): each painting's colour_stats
     palette: torch.Tensor | None = None  # (S, Q, D): each painting's colour quantiles along PALETTE_DIRECTIONS
 
 
