@@ -466,9 +466,12 @@ def _all_finite(loss: torch.Tensor, world: int) -> torch.Tensor:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        return train(args, argv)
-    finally:
-        cleanup_distributed()
+        code = train(args, argv)
+    except BaseException:
+        cleanup_distributed(finished=False)
+        raise
+    cleanup_distributed()
+    return code
 
 
 def train(args: argparse.Namespace, argv: list[str]) -> int:

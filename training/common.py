@@ -59,10 +59,15 @@ def setup_distributed(device: torch.device) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def cleanup_distributed() -> None:
+def cleanup_distributed(finished: bool = True) -> None:
+    """Leave the torchrun group. After a normal finish every rank first waits for the others
+    (rank 0 is still writing samples and checkpoints), so no rank tears its gloo links down under
+    a peer that is still using them; after an error there is no waiting on a peer that may be dead."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
