@@ -204,7 +204,7 @@ def convert_precision(data: bytes, precision: str, calib: Callable[[], list[dict
     try:
         if precision == "fp16":
             return bytes(prec.to_fp16(data)), "artcam.export.precision.to_fp16 (FP32 I/O)"
-        opts = prec.Int8Options(method="minmax", symmetric_activations=symmetric)
+        opts = prec.Int8Options(method="minmax", symmetric_activations=symmetric, reduce_range=not symmetric)
         out = prec.quantize_int8(data, calib() if calib else [], opts)
         return bytes(out), ("artcam.export.precision.quantize_int8 (Q/DQ, per-channel, min/max on synthetic "
                             "inputs: latency only)")

@@ -45,7 +45,7 @@ def conv_graph(path: Path) -> Path:
         [w("wa", 8, 3, 3, 3), w("wd", 8, 4, 1, 1), w("wb", 8, 1, 3, 3), w("wc", 8, 4, 2, 2), w("wg", 4, 10),
          w("wm", 10, 5)],
     )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     path.write_bytes(m.SerializeToString())
     return path

@@ -34,7 +34,7 @@ def tiny_onnx(dynamic=True, qdq=False, fp16=False) -> bytes:
                  helper.make_node("DequantizeLinear", ["q", "s", "z"], ["out"])]
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", t, dims)],
                           [helper.make_tensor_value_info("out", t, dims)], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    return helper.make_model(g, ir_version=8, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
 # --- fake tensorrt (builder side) --------------------------------------------------------------

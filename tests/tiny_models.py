@@ -26,7 +26,7 @@ OPSET = [helper.make_opsetid("", 17)]
 
 
 def _save(graph, path: Path, meta: ModelMeta | None) -> Path:
-    model = helper.make_model(graph, opset_imports=OPSET, producer_name="artcam-tests")
+    model = helper.make_model(graph, ir_version=8, opset_imports=OPSET, producer_name="artcam-tests")
     model.ir_version = 8
     onnx.checker.check_model(model)
     data = model.SerializeToString()
