@@ -373,6 +373,11 @@ def test_init_fine_tune_and_weight_average_export(data, tmp_path):
         make_styles.main(["export", str(tmp_path / "s3" / "last.pt"), "-o", str(tmp_path / "x.onnx")])
 
 
+def json_rows(style_eval, argv: list[str], report) -> list[dict]:
+    assert style_eval.main([*argv, "--json", str(report)]) == 0
+    return __import__("json").loads(report.read_text())
+
+
 def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
     from artcam.training import style_eval
 
@@ -396,6 +401,12 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
         ours, peer = __import__("json").loads(report.read_text())
         assert peer["model"] == "peer-paintings" and set(peer["styles"]) == set(ours["styles"])
         assert np.isfinite(peer["weighted"]) and peer["weighted"] != ours["weighted"]
+    # a model trained on fewer taps scores lower on its own taps than on the defaults all models share
+    stylize.main(_args(data, tmp_path / "c1", "--steps", "1", "--no-export", "--style-layers", "c1:1"))
+    one_tap = str(tmp_path / "c1" / "last.pt")
+    own, shared = (json_rows(style_eval, [one_tap, *common, *flag], report) for flag in ([], ["--default-layers"]))
+    assert own[0]["style"] < shared[0]["style"]
+    assert shared[0]["content"] == pytest.approx(own[0]["content"])  # same content tap either way
     imgs = torch.rand(6, 3, 64, 64)
     framed = imgs.clone()
     framed[..., :4, :] *= 0.3  # a dark top edge on every image

