@@ -76,8 +76,8 @@ The run started from version 6 recovered from its ONNX file:
 Version 8 (shipped) is version 7 refined 70 minutes on one CPU core with the style loss on the three
 shallow taps only (stem, blocks 0 and 2, at twice the weight) and twice the colour weight. Version 7
 laid a texture over the scene that ignored it (yellow dabs on blue for Starry Night, large diagonal
-shapes for Udnie): the deep taps (blocks 7 and 10) see a large-scale arrangement that such a texture
-can be met by. Without them the content loss fell 62.9 -> 47.1 and the palette distance 3.0 -> 1.9/1000
+shapes for Udnie): the deep taps (blocks 7 and 10) measure large-scale arrangements, which such a
+texture can satisfy. Without them the content loss fell 62.9 -> 47.1 and the palette distance 3.0 -> 1.9/1000
 (``style_eval``, which scores ONNX files on the six default taps, as checkpoints with
 ``--default-layers``; the style loss there rose 1.56 -> 3.21, the price of leaving the deep taps):
 

@@ -4,8 +4,9 @@ Training logs are per-batch and noisy; this scores checkpoints (or exported ONNX
 with ``make_styles.checkpoint_from_onnx``) on the same crops, so runs can be compared by number, not
 only by eye, with the loss network and layers each checkpoint was trained with (``--default-layers``: the
 loss network's default taps for all, to compare models trained on different taps). ``--pixel-steps N``
-also optimises the pixels of the first crops directly against the same losses: a lower bound the network could reach, which tells under-fitting (the net far above it)
-from a loss that wants the wrong picture (the optimum itself looks wrong).
+also optimises the pixels of the first crops directly against the same losses: a lower bound the network
+could reach, which tells under-fitting (the net far above it) from a loss that wants the wrong picture
+(the optimum itself looks wrong).
 
     python -m artcam.training.style_eval runs/a/last.pt runtime/models/stylizer_nano.onnx --pixel-steps 200
 
