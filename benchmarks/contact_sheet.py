@@ -22,6 +22,7 @@ from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_mo
 from artcam.runtime.fileio import read_image, write_image
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
 from artcam.training.lattice import lattice_energy  # numpy only
+from artcam.training.regions import chroma_lost  # numpy only
 
 PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 STYLE_DIR = PHOTO_DIR.parent / "styles"  # our paintings, for their own look (not shipped)
@@ -74,25 +75,29 @@ def stylize_bgr(model: OnnxStylizer | PeerPaintings, bgr: np.ndarray, style: int
     return cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def look(bgr: np.ndarray) -> tuple[float, float, float]:
-    """(colourfulness, fine detail, grid) of one picture, to put numbers beside what a reader sees.
+def look(bgr: np.ndarray, photo_bgr: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """(colourfulness, fine detail, grid, regions lost) of one picture, to put numbers beside what a reader sees.
 
     Colourfulness is Hasler and Suesstrunk's (2003) M on 0-255 RGB (about 0 grey, 33 moderately,
     59 quite, 82+ extremely colourful). Fine detail is the mean |luminance - its Gaussian blur (sigma 2 px)|,
     0-255: low for flat regions, high for fine texture and for bold outlines alike (the peer scores above
     us through its outlines), so it does not tell "busy" from "crisp" by itself. Grid is
     ``lattice.lattice_energy`` in thousandths: luminance power repeating every 4 or 8 px (photos about
-    2-5, a texture on a stylizer's block grid well above).
+    2-5, a texture on a stylizer's block grid well above). Regions lost is ``regions.chroma_lost`` against
+    ``photo_bgr`` (NaN without it): 1 when the picture recolours the photo by luminance alone.
     """
     b, g, r = (c.astype(np.float64) for c in cv2.split(bgr))
     rg, yb = r - g, 0.5 * (r + g) - b
     m = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
     lum = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean()), 1e3 * lattice_energy(lum)
+    lost = float("nan")
+    if photo_bgr is not None:
+        lost = chroma_lost(bgr[..., ::-1] / 255.0, photo_bgr[..., ::-1] / 255.0)
+    return float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean()), 1e3 * lattice_energy(lum), lost
 
 
 def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], photos: list[np.ndarray], run_size: tuple[int, int],
-          tile_size: tuple[int, int], looks: dict[str, list[tuple[float, float, float]]] | None = None) -> np.ndarray:
+          tile_size: tuple[int, int], looks: dict[str, list[tuple[float, float, float, float]]] | None = None) -> np.ndarray:
     """The sheet; ``looks`` (when given) collects ``look`` of every picture under its row tag (and "photo")."""
     rows = []
     for tag, model, styles in models:
@@ -100,12 +105,12 @@ def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], pho
             frame = fit(photo, run_size)
             cells = [tile(frame, tile_size, "photo" if i == 0 else "")]
             if looks is not None and tag == models[0][0]:
-                looks.setdefault("photo", []).append(look(frame))
+                looks.setdefault("photo", []).append(look(frame, frame))
             for s in styles:
                 name = model.styles[s] if model.styles else f"{tag} style {s}"
                 out = stylize_bgr(model, frame, s)
                 if looks is not None:
-                    looks.setdefault(tag, []).append(look(out))
+                    looks.setdefault(tag, []).append(look(out, frame))
                 cells.append(tile(out, tile_size, f"{tag}: {name}" if i == 0 else ""))
             rows.append(np.concatenate(cells, axis=1))
     width = max(r.shape[1] for r in rows)
@@ -163,18 +168,21 @@ def main(argv: list[str] | None = None) -> int:
             models.append(("peer-arb", PeerPaintings(paintings), list(range(len(styles)))))
     run_size = tuple(int(v) for v in args.size.lower().split("x"))
     tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
-    looks: dict[str, list[tuple[float, float, float]]] = {}
+    looks: dict[str, list[tuple[float, float, float, float]]] = {}
     out = sheet(models, photos, run_size, tile_size, looks)
     if have_paintings:
         looks["paintings"] = [look(fit(read_image(x), run_size)) for x in paintings]
     write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
-    print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)  grid, 1/1000 (median, p10-p90)")
+    print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)  grid, 1/1000 (median, p10-p90)"
+          "  regions lost (median, p10-p90)")
     for tag, vals in looks.items():
-        c, d, g = np.array(vals).T
+        c, d, g, r = np.array(vals).T
+        lost = "" if np.isnan(r).all() else \
+            f"           {np.median(r):4.2f} ({np.percentile(r, 10):4.2f}-{np.percentile(r, 90):4.2f})"
         print(f"{tag:9s} {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
               f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})"
-              f"           {np.median(g):5.2f} ({np.percentile(g, 10):5.2f}-{np.percentile(g, 90):5.2f})")
+              f"           {np.median(g):5.2f} ({np.percentile(g, 10):5.2f}-{np.percentile(g, 90):5.2f}){lost}")
     return 0
 
 

@@ -284,6 +284,27 @@ def test_palette_term_tells_two_tones_from_the_paintings_colours():
         assert (colour_quantiles(out - 0.5 * out.grad / out.grad.abs().max()) - q).pow(2).mean() < (colour_quantiles(two_tone) - q).pow(2).mean()
 
 
+def test_regions_term_tells_a_two_tone_recolouring_from_one_that_keeps_regions():
+    from artcam.training.perceptual import chroma_lost as torch_lost
+    from artcam.training.regions import chroma_lost
+
+    rng = np.random.default_rng(0)  # a scene of smooth colour regions, 96 x 120
+    photo = cv2.resize(rng.random((6, 8, 3)).astype(np.float32), (120, 96), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    lum = photo.mean(2, keepdims=True)
+    two_tone = lum * np.float32([0.1, 0.3, 0.9]) + (1 - lum) * np.float32([1.0, 0.8, 0.1])  # a luminance ramp
+    swapped = photo[..., ::-1] * 0.8 + 0.1  # every hue changed, regions kept apart
+    faint = 0.98 * two_tone + 0.02 * photo  # the regions as a faint tint
+    assert chroma_lost(photo, photo) < 0.05 and chroma_lost(swapped, photo) < 0.05
+    assert chroma_lost(two_tone, photo) > 0.95 and chroma_lost(faint, photo) > 0.8
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]
+    for out in (photo, two_tone, faint):  # the training term is the same measure
+        assert float(torch_lost(as_t(out), as_t(photo))) == pytest.approx(chroma_lost(out, photo), abs=1e-4)
+    out = as_t(two_tone).requires_grad_(True)
+    torch_lost(out, as_t(photo)).sum().backward()
+    with torch.no_grad():  # a step against the gradient gives back some of the regions
+        assert float(torch_lost(out - 0.05 * out.grad / out.grad.abs().max(), as_t(photo))) < chroma_lost(two_tone, photo)
+
+
 def test_look_tells_grey_from_colour_and_flat_from_busy():
     from artcam.benchmarks.contact_sheet import look
 
@@ -292,7 +313,7 @@ def test_look_tells_grey_from_colour_and_flat_from_busy():
     halves[:, :32] = (255, 0, 0)  # blue | red halves: colourful, one edge
     halves[:, 32:] = (0, 0, 255)
     noise = np.random.default_rng(0).integers(0, 256, (48, 64, 1), dtype=np.uint8).repeat(3, 2)  # grey noise
-    assert look(grey) == (0.0, 0.0, 0.0)
+    assert look(grey)[:3] == (0.0, 0.0, 0.0)
     assert look(halves)[0] > 100 and look(halves)[1] < 2
     assert look(noise)[0] == 0.0 and look(noise)[1] > 30
     scene = cv2.GaussianBlur(cv2.resize(noise, (256, 192)), (0, 0), 4)  # smooth, scene-like

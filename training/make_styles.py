@@ -73,7 +73,7 @@ The run started from version 6 recovered from its ONNX file:
         --colour-weight 20000 --context-weight 5000 --lattice-weight 30000 --stability-weight 4000
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
-Version 8 (shipped) is version 7 refined 70 minutes on one CPU core with the style loss on the three
+Version 8 is version 7 refined 70 minutes on one CPU core with the style loss on the three
 shallow taps only (stem, blocks 0 and 2, at twice the weight) and twice the colour weight. Version 7
 laid a texture over the scene that ignored it (yellow dabs on blue for Starry Night, large diagonal
 shapes for Udnie): the deep taps (blocks 7 and 10) measure large-scale arrangements, which such a
@@ -86,6 +86,23 @@ texture can satisfy. Without them the content loss fell 62.9 -> 47.1 and the pal
     python -m artcam.training.make_styles refine --init runs/v7.pt --minutes 70 --freeze-norm \
         --colour-weight 40000 --context-weight 5000 --lattice-weight 30000 --stability-weight 4000 \
         --style-weight 120 --style-layers stem:1,block0:1,block2:1
+    python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
+
+Version 9 (shipped) is version 8 refined with the regions term (``--chroma-weight``,
+``perceptual.chroma_lost``): version 8 recoloured by luminance alone, two-tone, so the photo's orange suit
+and blue sky got the same paint (``regions``: 0.96 of the photo's regional chroma lost on the README
+sheet, the peer 0.65). 60 minutes on one CPU core, then 55 more from there with TV weight 200 (fresh
+optimiser); regional chroma lost 0.82 -> 0.34 on ``style_eval``'s crops, content 47.1 -> 43.7. The shipped
+run started from version 8's own training checkpoint; ``recover`` rebuilds the same network from the file:
+
+    git show b9de0af:runtime/models/stylizer_nano.onnx > v8.onnx
+    python -m artcam.training.make_styles recover --model v8.onnx -o runs/v8.pt
+    python -m artcam.training.make_styles refine --init runs/v8.pt --minutes 60 --freeze-norm \
+        --colour-weight 40000 --context-weight 5000 --lattice-weight 30000 --stability-weight 4000 \
+        --style-weight 120 --style-layers stem:1,block0:1,block2:1 --chroma-weight 100 --out runs/v9a
+    python -m artcam.training.make_styles refine --init runs/v9a/last.pt --minutes 55 --freeze-norm \
+        --colour-weight 40000 --context-weight 5000 --lattice-weight 30000 --stability-weight 4000 \
+        --style-weight 120 --style-layers stem:1,block0:1,block2:1 --chroma-weight 100 --tv-weight 200
     python -m artcam.training.make_styles export runs/stylizer_nano_refine/last.pt
 
 The shipped styles are public-domain paintings only (artists who died before 1955) from
@@ -172,7 +189,9 @@ def refine(args: argparse.Namespace) -> int:
                          "--max-minutes", str(args.minutes), "--no-export", *REFINE,
                          "--colour-weight", str(args.colour_weight), "--context-weight", str(args.context_weight),
                          "--lattice-weight", str(args.lattice_weight), "--stability-weight", str(args.stability_weight),
-                         "--palette-weight", str(args.palette_weight), *(["--freeze-norm"] if args.freeze_norm else []),
+                         "--palette-weight", str(args.palette_weight), "--chroma-weight", str(args.chroma_weight),
+                         "--tv-weight", str(args.tv_weight),
+                         *(["--freeze-norm"] if args.freeze_norm else []),
                          "--style-weight", str(args.style_weight),
                          *(["--style-layers", args.style_layers] if args.style_layers else [])])
 
@@ -316,23 +335,25 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--data", default=str(DATA))
     f.add_argument("--out", default="runs/stylizer_nano_ft")
     f.add_argument("--device", default="auto")
-    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 8) from a recovered checkpoint")
+    rf = sub.add_parser("refine", help="CPU refinement (versions 2 to 9) from a recovered checkpoint")
     rf.add_argument("--init", default="", help="checkpoint from `recover`")
     rf.add_argument("--resume", default="", help="or continue a refine run (its optimiser state too)")
     rf.add_argument("--data", default=str(DATA))
     rf.add_argument("--out", default="runs/stylizer_nano_refine")
     rf.add_argument("--device", default="cpu")
     rf.add_argument("--minutes", type=float, default=60.0)
-    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 to 7, 40000 for 8")
-    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 to 8")
-    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6 to 8")
+    rf.add_argument("--colour-weight", type=float, default=0.0, help="0 for versions 2 and 3; 20000 for 4 to 7, 40000 for 8 and 9")
+    rf.add_argument("--context-weight", type=float, default=0.0, help="0 for versions 2 and 3; 5000 for 4 to 9")
+    rf.add_argument("--lattice-weight", type=float, default=0.0, help="0 up to version 5; 30000 for 6 to 9")
     rf.add_argument("--stability-weight", type=float, default=1000.0,
-                    help="1000 up to version 6, 4000 for 7 and 8")
+                    help="1000 up to version 6, 4000 for 7 to 9")
     rf.add_argument("--palette-weight", type=float, default=0.0, help="0 up to version 8 (5000: tried, not shipped)")
-    rf.add_argument("--freeze-norm", action="store_true", help="train on BatchNorm's running statistics (versions 7 and 8)")
-    rf.add_argument("--style-weight", type=float, default=60.0, help="60 up to version 7, 120 for 8")
+    rf.add_argument("--chroma-weight", type=float, default=0.0, help="0 up to version 8, 100 for 9")
+    rf.add_argument("--tv-weight", type=float, default=10.0, help="10 up to version 8; 200 in version 9's second run")
+    rf.add_argument("--freeze-norm", action="store_true", help="train on BatchNorm's running statistics (versions 7 to 9)")
+    rf.add_argument("--style-weight", type=float, default=60.0, help="60 up to version 7, 120 for 8 and 9")
     rf.add_argument("--style-layers", default="",
-                    help="style taps (default: the loss network's six); version 8: stem:1,block0:1,block2:1")
+                    help="style taps (default: the loss network's six); versions 8 and 9: stem:1,block0:1,block2:1")
     e = sub.add_parser("export")
     e.add_argument("checkpoint")
     e.add_argument("--average-with", default="", help="stage-1 checkpoint to average with")

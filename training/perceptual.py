@@ -219,6 +219,24 @@ def lattice_share(images: torch.Tensor, period: int = 8) -> torch.Tensor:
     return (power * mask).sum(dim=(1, 2)) / power.sum(dim=(1, 2)).clamp_min(1e-12)
 
 
+def chroma_lost(output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """(N,) share of the photo's regional chroma the output's colours do not tell: ``regions.chroma_lost``
+    in torch, for the training term (the nets came out two-tone, recolouring by luminance alone)."""
+    from artcam.training import regions
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(x.float(), regions.CELLS).flatten(2).transpose(1, 2)  # (N, P, 3)
+        return x - x.mean(1, keepdim=True)
+
+    o, c = pooled(output), pooled(content)
+    r, g, b = c.unbind(2)
+    y = torch.stack([r - g, 0.5 * (r + g) - b], 2)  # (N, P, 2)
+    eye = torch.eye(3, device=o.device) * (regions.RIDGE * o.shape[1])
+    beta = torch.linalg.solve(o.transpose(1, 2) @ o + eye, o.transpose(1, 2) @ y)  # (N, 3, 2)
+    res = y - o @ beta
+    return res.pow(2).sum(dim=(1, 2)) / (y.pow(2).sum(dim=(1, 2)) + o.shape[1] * regions.FLOOR)
+
+
 def interior(images: torch.Tensor) -> torch.Tensor:
     """The images without a border ring 1/8 of the shorter side wide (where frames would be)."""
     m = min(images.shape[-2:]) // 8
@@ -261,6 +279,7 @@ class PerceptualLoss(nn.Module):
         ``lattice``: how far the output's share of power on the 4- and 8-px block grid exceeds the
         photo's (``lattice_share``): the Gram terms were met by a texture repeating on the net's grid.
         ``palette``: the whole colour distribution against the painting's (``colour_quantiles``).
+        ``chroma``: how much of the photo's regional chroma the output's colours lose (``chroma_lost``).
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -280,4 +299,4 @@ class PerceptualLoss(nn.Module):
         target = torch.einsum("ns,sqd->nqd", style, self.targets.palette)
         palette = (colour_quantiles(interior(output)) - target).pow(2).mean()
         return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour,
-                "lattice": lattice, "palette": palette}
+                "lattice": lattice, "palette": palette, "chroma": chroma_lost(output, content).mean()}
