@@ -22,7 +22,7 @@ from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_mo
 from artcam.runtime.fileio import read_image, write_image
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
 from artcam.training.lattice import lattice_energy  # numpy only
-from artcam.training.regions import chroma_lost  # numpy only
+from artcam.training.regions import chroma_lost, ripple  # numpy only
 
 PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 STYLE_DIR = PHOTO_DIR.parent / "styles"  # our paintings, for their own look (not shipped)
@@ -75,8 +75,8 @@ def stylize_bgr(model: OnnxStylizer | PeerPaintings, bgr: np.ndarray, style: int
     return cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def look(bgr: np.ndarray, photo_bgr: np.ndarray | None = None) -> tuple[float, float, float, float]:
-    """(colourfulness, fine detail, grid, regions lost) of one picture, to put numbers beside what a reader sees.
+def look(bgr: np.ndarray, photo_bgr: np.ndarray | None = None) -> tuple[float, float, float, float, float]:
+    """(colourfulness, fine detail, grid, regions lost, ripple) of one picture, to put numbers beside what a reader sees.
 
     Colourfulness is Hasler and Suesstrunk's (2003) M on 0-255 RGB (about 0 grey, 33 moderately,
     59 quite, 82+ extremely colourful). Fine detail is the mean |luminance - its Gaussian blur (sigma 2 px)|,
@@ -84,20 +84,24 @@ def look(bgr: np.ndarray, photo_bgr: np.ndarray | None = None) -> tuple[float, f
     us through its outlines), so it does not tell "busy" from "crisp" by itself. Grid is
     ``lattice.lattice_energy`` in thousandths: luminance power repeating every 4 or 8 px (photos about
     2-5, a texture on a stylizer's block grid well above). Regions lost is ``regions.chroma_lost`` against
-    ``photo_bgr`` (NaN without it): 1 when the picture recolours the photo by luminance alone.
+    ``photo_bgr`` (NaN without it): 1 when the picture recolours the photo by luminance alone. Ripple is
+    ``regions.ripple`` against ``photo_bgr`` on 0-255 (NaN without it): texture where the photo is flat,
+    which tells "busy" from "crisp outlines".
     """
     b, g, r = (c.astype(np.float64) for c in cv2.split(bgr))
     rg, yb = r - g, 0.5 * (r + g) - b
     m = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
     lum = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    lost = float("nan")
+    lost = busy = float("nan")
     if photo_bgr is not None:
-        lost = chroma_lost(bgr[..., ::-1] / 255.0, photo_bgr[..., ::-1] / 255.0)
-    return float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean()), 1e3 * lattice_energy(lum), lost
+        out, photo = bgr[..., ::-1] / 255.0, photo_bgr[..., ::-1] / 255.0
+        lost, busy = chroma_lost(out, photo), 255 * ripple(out, photo)
+    return (float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean()), 1e3 * lattice_energy(lum), lost,
+            busy)
 
 
 def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], photos: list[np.ndarray], run_size: tuple[int, int],
-          tile_size: tuple[int, int], looks: dict[str, list[tuple[float, float, float, float]]] | None = None) -> np.ndarray:
+          tile_size: tuple[int, int], looks: dict[str, list[tuple[float, ...]]] | None = None) -> np.ndarray:
     """The sheet; ``looks`` (when given) collects ``look`` of every picture under its row tag (and "photo")."""
     rows = []
     for tag, model, styles in models:
@@ -168,18 +172,19 @@ def main(argv: list[str] | None = None) -> int:
             models.append(("peer-arb", PeerPaintings(paintings), list(range(len(styles)))))
     run_size = tuple(int(v) for v in args.size.lower().split("x"))
     tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
-    looks: dict[str, list[tuple[float, float, float, float]]] = {}
+    looks: dict[str, list[tuple[float, ...]]] = {}
     out = sheet(models, photos, run_size, tile_size, looks)
     if have_paintings:
         looks["paintings"] = [look(fit(read_image(x), run_size)) for x in paintings]
     write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
     print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)  grid, 1/1000 (median, p10-p90)"
-          "  regions lost (median, p10-p90)")
+          "  regions lost (median, p10-p90)  ripple (median, p10-p90)")
     for tag, vals in looks.items():
-        c, d, g, r = np.array(vals).T
+        c, d, g, r, b = np.array(vals).T
         lost = "" if np.isnan(r).all() else \
-            f"           {np.median(r):4.2f} ({np.percentile(r, 10):4.2f}-{np.percentile(r, 90):4.2f})"
+            f"           {np.median(r):4.2f} ({np.percentile(r, 10):4.2f}-{np.percentile(r, 90):4.2f})" \
+            f"       {np.median(b):5.2f} ({np.percentile(b, 10):5.2f}-{np.percentile(b, 90):5.2f})"
         print(f"{tag:9s} {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
               f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})"
               f"           {np.median(g):5.2f} ({np.percentile(g, 10):5.2f}-{np.percentile(g, 90):5.2f}){lost}")

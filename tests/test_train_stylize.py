@@ -305,6 +305,22 @@ def test_regions_term_tells_a_two_tone_recolouring_from_one_that_keeps_regions()
         assert float(torch_lost(out - 0.05 * out.grad / out.grad.abs().max(), as_t(photo))) < chroma_lost(two_tone, photo)
 
 
+def test_flat_term_counts_ripples_in_flat_regions_not_outlines_on_edges():
+    from artcam.training.perceptual import flat_ripple
+    from artcam.training.regions import ripple
+
+    photo = np.full((64, 96, 3), 0.2, np.float32)
+    photo[:, 48:] = 0.8  # two flat regions, one edge
+    outlined = photo.copy()
+    outlined[:, 47:49] = 0.0  # a dark outline on the edge
+    rippled = photo + 0.1 * np.sin(np.arange(96, dtype=np.float32) * 2.0)[None, :, None]  # stripes everywhere
+    assert ripple(photo, photo) < 1e-3 and ripple(outlined, photo) < 0.02
+    assert ripple(rippled, photo) > 5 * ripple(outlined, photo)
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]
+    for out in (outlined, rippled):  # the training term is the same measure
+        assert float(flat_ripple(as_t(out), as_t(photo))) == pytest.approx(ripple(out, photo), rel=1e-4)
+
+
 def test_look_tells_grey_from_colour_and_flat_from_busy():
     from artcam.benchmarks.contact_sheet import look
 
@@ -319,6 +335,7 @@ def test_look_tells_grey_from_colour_and_flat_from_busy():
     scene = cv2.GaussianBlur(cv2.resize(noise, (256, 192)), (0, 0), 4)  # smooth, scene-like
     hatched = cv2.add(scene, np.tile(np.uint8([0, 20, 0, 10]), (192, 64))[..., None].repeat(3, 2))  # 4-px texture
     assert look(hatched)[2] > 10 * look(scene)[2]
+    assert np.isnan(look(scene)[4]) and look(hatched, scene)[4] > 3 * look(scene, scene)[4]
 
 
 def test_patchgan_term_trains_and_resumes(data, tmp_path):

@@ -237,6 +237,19 @@ def chroma_lost(output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return res.pow(2).sum(dim=(1, 2)) / (y.pow(2).sum(dim=(1, 2)) + o.shape[1] * regions.FLOOR)
 
 
+def flat_ripple(output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """(N,) ``regions.ripple`` in torch: the output's gradient where the photo is flat, an edge-aware
+    total variation (plain TV at weights 200 and 600 smoothed edges and ripples alike)."""
+    from artcam.training import regions
+
+    def gradient(x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        return ((x[..., :-1, 1:] - x[..., :-1, :-1]).abs() + (x[..., 1:, :-1] - x[..., :-1, :-1]).abs()).mean(1)
+
+    w = torch.exp(-gradient(content) / regions.EDGE)
+    return (w * gradient(output)).sum(dim=(1, 2)) / w.sum(dim=(1, 2))
+
+
 def interior(images: torch.Tensor) -> torch.Tensor:
     """The images without a border ring 1/8 of the shorter side wide (where frames would be)."""
     m = min(images.shape[-2:]) // 8
@@ -280,6 +293,7 @@ class PerceptualLoss(nn.Module):
         photo's (``lattice_share``): the Gram terms were met by a texture repeating on the net's grid.
         ``palette``: the whole colour distribution against the painting's (``colour_quantiles``).
         ``chroma``: how much of the photo's regional chroma the output's colours lose (``chroma_lost``).
+        ``flat``: texture where the photo is flat (``flat_ripple``).
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -299,4 +313,5 @@ class PerceptualLoss(nn.Module):
         target = torch.einsum("ns,sqd->nqd", style, self.targets.palette)
         palette = (colour_quantiles(interior(output)) - target).pow(2).mean()
         return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour,
-                "lattice": lattice, "palette": palette, "chroma": chroma_lost(output, content).mean()}
+                "lattice": lattice, "palette": palette, "chroma": chroma_lost(output, content).mean(),
+                "flat": flat_ripple(output, content).mean()}
