@@ -85,8 +85,8 @@ def look(bgr: np.ndarray, photo_bgr: np.ndarray | None = None) -> tuple[float, f
     ``lattice.lattice_energy`` in thousandths: luminance power repeating every 4 or 8 px (photos about
     2-5, a texture on a stylizer's block grid well above). Regions lost is ``regions.chroma_lost`` against
     ``photo_bgr`` (NaN without it): 1 when the picture recolours the photo by luminance alone. Ripple is
-    ``regions.ripple`` against ``photo_bgr`` on 0-255 (NaN without it): texture where the photo is flat,
-    which tells "busy" from "crisp outlines".
+    ``regions.ripple`` against ``photo_bgr`` on 0-255 (NaN without it): texture where the photo is flat
+    (outlines thicker than the photo's edge count too, so the peer scores high through them).
     """
     b, g, r = (c.astype(np.float64) for c in cv2.split(bgr))
     rg, yb = r - g, 0.5 * (r + g) - b

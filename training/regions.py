@@ -8,7 +8,7 @@ term keeps a faint tint from passing for a region's colour. ``perceptual.chroma_
 torch, for the training term.
 
 Second, whether the regions stay flat: the nets filled the photo's flat regions with ripples (parallel to
-nearby edges) where the peer paints flat colour and puts its strokes on the edges. ``ripple`` is the
+nearby edges) where the photo, and the peer's flattest styles, have flat colour. ``ripple`` is the
 output's gradient where the photo has none; ``perceptual.flat_ripple`` is its torch twin.
 """
 
