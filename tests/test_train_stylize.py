@@ -458,7 +458,7 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
 
 
 def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_path):
-    """make_styles' CPU refinement (versions 2-7) end to end, for a few seconds on stand-in paintings."""
+    """make_styles' CPU refinement (versions 2-11) end to end, for a few seconds on stand-in paintings."""
     from artcam.training import make_styles
 
     root = tmp_path / "data"
@@ -471,9 +471,11 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     assert make_styles.main(["recover", "-o", str(rec)]) == 0  # the shipped model
     assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
                              "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
-                             "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm"]) == 0
+                             "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm",
+                             "--adv-weight", "60"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
+    assert ck["config"]["train"]["adv_weight"] == 60 and ck["disc"]  # version 11's PatchGAN term is trained too
     assert ck["config"]["train"]["stability_weight"] == 4000 and ck["config"]["train"]["palette_weight"] == 5000
     start = torch.load(rec, weights_only=False)["model"]
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
