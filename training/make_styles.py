@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--stability-weight", type=float, default=1000.0,
                     help="1000 up to version 6, 4000 for 7 to 11")
     rf.add_argument("--palette-weight", type=float, default=0.0, help="0 up to version 8 (5000: tried, not shipped)")
-    rf.add_argument("--chroma-weight", type=float, default=0.0, help="0 up to version 8, 100 for 9 and 10")
+    rf.add_argument("--chroma-weight", type=float, default=0.0, help="0 up to version 8, 100 for 9 to 11")
     rf.add_argument("--tv-weight", type=float, default=10.0, help="10 up to version 8; 200 in version 9's second run and versions 10 and 11")
     rf.add_argument("--flat-weight", type=float, default=0.0, help="0 up to version 9; 3000 in version 10's second run and version 11")
     rf.add_argument("--adv-weight", type=float, default=0.0,
