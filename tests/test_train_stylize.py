@@ -284,6 +284,33 @@ def test_palette_term_tells_two_tones_from_the_paintings_colours():
         assert (colour_quantiles(out - 0.5 * out.grad / out.grad.abs().max()) - q).pow(2).mean() < (colour_quantiles(two_tone) - q).pow(2).mean()
 
 
+def test_snap_term_finds_the_paintings_inks_and_scores_flat_pictures_low():
+    from artcam.training.perceptual import painting_inks, snap_distance
+
+    inks = torch.tensor([[0.1, 0.1, 0.3], [0.9, 0.8, 0.2], [0.8, 0.1, 0.1]])
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (64 * 64,), generator=g)
+    painting = (inks[labels] + 0.02 * torch.randn(64 * 64, 3, generator=g)).T.reshape(1, 3, 64, 64)
+    found = painting_inks(painting, k=3)
+    assert torch.allclose(found, inks[inks.sum(1).argsort()], atol=0.01)  # darkest first
+    assert torch.equal(painting_inks(painting, k=3), found)  # seeded: the same every run
+    one = torch.ones(1, 1)
+    poster = inks[labels].T.reshape(1, 3, 64, 64)  # only the painting's colours, in flat areas
+    photo = torch.rand(1, 3, 64, 64, generator=g)  # every colour
+    assert float(snap_distance(poster, one, found[None])) < 1e-3 < 0.02 < float(snap_distance(photo, one, found[None]))
+    # a mix of two styles offers both styles' inks: a picture in the second style's inks is near it too
+    other = torch.tensor([[[0.0, 0.6, 0.0]] * 3])
+    green = torch.tensor([0.0, 0.6, 0.0])[None, :, None, None].expand(1, 3, 8, 8)
+    pair = torch.cat([found[None], other])
+    assert float(snap_distance(green, torch.tensor([[0.5, 0.5]]), pair)) < 0.01 < float(
+        snap_distance(green, torch.tensor([[1.0, 0.0]]), pair))
+    out = photo.clone().requires_grad_(True)
+    snap_distance(out, one, found[None]).sum().backward()
+    with torch.no_grad():  # a step against the gradient moves the pixels toward the inks
+        assert float(snap_distance(photo - 0.05 * out.grad / out.grad.abs().max(), one, found[None])) < float(
+            snap_distance(photo, one, found[None]))
+
+
 def test_regions_term_tells_a_two_tone_recolouring_from_one_that_keeps_regions():
     from artcam.training.perceptual import chroma_lost as torch_lost
     from artcam.training.regions import chroma_lost
@@ -458,7 +485,7 @@ def test_style_eval_scores_checkpoints_and_the_pixel_optimum(data, tmp_path):
 
 
 def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_path):
-    """make_styles' CPU refinement (versions 2-11) end to end, for a few seconds on stand-in paintings."""
+    """make_styles' CPU refinement (versions 2-12) end to end, for a few seconds on stand-in paintings."""
     from artcam.training import make_styles
 
     root = tmp_path / "data"
@@ -472,10 +499,11 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
                              "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
                              "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm",
-                             "--adv-weight", "60"]) == 0
+                             "--adv-weight", "60", "--snap-weight", "5000"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
     assert ck["config"]["train"]["adv_weight"] == 60 and ck["disc"]  # version 11's PatchGAN term is trained too
+    assert ck["config"]["train"]["snap_weight"] == 5000
     assert ck["config"]["train"]["stability_weight"] == 4000 and ck["config"]["train"]["palette_weight"] == 5000
     start = torch.load(rec, weights_only=False)["model"]
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]

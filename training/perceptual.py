@@ -170,6 +170,7 @@ class StyleTargets:
     scale: dict[str, torch.Tensor] = field(default_factory=dict)
     colour: torch.Tensor | None = None  # (S, 8): each painting's colour_stats
     palette: torch.Tensor | None = None  # (S, Q, D): each painting's colour quantiles along PALETTE_DIRECTIONS
+    inks: torch.Tensor | None = None  # (S, K, 3): each painting's main colours (``painting_inks``)
 
 
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
@@ -250,6 +251,47 @@ def flat_ripple(output: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return (w * gradient(output)).sum(dim=(1, 2)) / w.sum(dim=(1, 2))
 
 
+INKS = 8  # colours per painting for the snap term
+SNAP_TAU = 0.004  # softness of the snap term, in squared RGB distance (0-1 per channel, summed)
+
+
+def painting_inks(image: torch.Tensor, k: int = INKS, iters: int = 30, samples: int = 20000) -> torch.Tensor:
+    """(1, 3, H, W) -> (k, 3): the painting's k main colours (k-means on its pixels, seeded: the same every
+    run), darkest first."""
+    px = image[0].float().flatten(1).T  # (P, 3)
+    gen = torch.Generator().manual_seed(0)
+    if px.shape[0] > samples:
+        px = px[torch.randperm(px.shape[0], generator=gen)[:samples].to(px.device)]
+    centres = px[:1].clone()
+    for _ in range(1, k):  # k-means++ seeding, deterministic: the farthest-weighted pixel by a fixed draw
+        d = torch.cdist(px, centres).min(1).values.pow(2)
+        pick = torch.multinomial(d.cpu() + 1e-12, 1, generator=gen).to(px.device)
+        centres = torch.cat([centres, px[pick]])
+    for _ in range(iters):
+        nearest = torch.cdist(px, centres).argmin(1)
+        for j in range(k):
+            members = px[nearest == j]
+            if len(members):
+                centres[j] = members.mean(0)
+    return centres[centres.sum(1).argsort()]
+
+
+def snap_distance(output: torch.Tensor, style: torch.Tensor, inks: torch.Tensor, tau: float = SNAP_TAU) -> torch.Tensor:
+    """(N,) mean over pixels of the soft minimum squared RGB distance to the styles' inks.
+
+    Low when the picture is made of the painting's few main colours in flat areas (a poster or a print
+    rather than a tinted photo): what readers saw in the peer's pictures and missed in ours. Mixed style
+    weights offer every weighted style's inks, each by its weight.
+    """
+    used = style.sum(0) > 0
+    w, c = style[:, used].float(), inks[used].float()  # (N, S'), (S', K, 3)
+    x = output.float().flatten(2)  # (N, 3, P)
+    d = (x.pow(2).sum(1)[:, None, None] - 2 * torch.einsum("ncp,skc->nskp", x, c)
+         + c.pow(2).sum(-1)[None, :, :, None])  # (N, S', K, P)
+    logits = -d.clamp_min(0) / tau + w.clamp_min(1e-12).log()[:, :, None, None]
+    return (-tau * logits.flatten(1, 2).logsumexp(1)).mean(1)
+
+
 def interior(images: torch.Tensor) -> torch.Tensor:
     """The images without a border ring 1/8 of the shorter side wide (where frames would be)."""
     m = min(images.shape[-2:]) // 8
@@ -279,6 +321,7 @@ class PerceptualLoss(nn.Module):
             t.scale[k] = g.pow(2).mean(dim=(1, 2)).clamp_min(1e-12)
         t.colour = torch.cat([colour_stats(img) for img in images])
         t.palette = torch.cat([colour_quantiles(img) for img in images])
+        t.inks = torch.stack([painting_inks(img) for img in images])
         return t
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -294,6 +337,7 @@ class PerceptualLoss(nn.Module):
         ``palette``: the whole colour distribution against the painting's (``colour_quantiles``).
         ``chroma``: how much of the photo's regional chroma the output's colours lose (``chroma_lost``).
         ``flat``: texture where the photo is flat (``flat_ripple``).
+        ``snap``: distance of each pixel to the nearest of the painting's main colours (``snap_distance``).
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -314,4 +358,5 @@ class PerceptualLoss(nn.Module):
         palette = (colour_quantiles(interior(output)) - target).pow(2).mean()
         return {"content": c_loss, "style": s_loss, "tv": total_variation(output.float()), "colour": colour,
                 "lattice": lattice, "palette": palette, "chroma": chroma_lost(output, content).mean(),
-                "flat": flat_ripple(output, content).mean()}
+                "flat": flat_ripple(output, content).mean(),
+                "snap": snap_distance(output, style, self.targets.inks).mean()}

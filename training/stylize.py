@@ -240,6 +240,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="penalise outputs whose colours lose the photo's colour regions (two-tone by luminance)")
     p.add_argument("--flat-weight", type=float, default=0.0,
                    help="penalise output texture where the photo is flat (edge-aware total variation)")
+    p.add_argument("--snap-weight", type=float, default=0.0,
+                   help="pull each pixel toward the nearest of its painting's 8 main colours (flat, poster-like areas)")
     p.add_argument("--freeze-norm", action="store_true",
                    help="BatchNorm uses its running statistics in training too (train what is exported)")
     p.add_argument("--adv-weight", type=float, default=0.0)
@@ -485,7 +487,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
                "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight,
                "lattice": args.lattice_weight, "palette": args.palette_weight,
-               "chroma": args.chroma_weight, "flat": args.flat_weight}
+               "chroma": args.chroma_weight, "flat": args.flat_weight, "snap": args.snap_weight}
     while step < args.steps and done_fraction() < 1.0:
         big = next(batches).to(device, non_blocking=True)
         n = big.shape[0]
