@@ -294,6 +294,10 @@ def test_snap_term_finds_the_paintings_inks_and_scores_flat_pictures_low():
     found = painting_inks(painting, k=3)
     assert torch.allclose(found, inks[inks.sum(1).argsort()], atol=0.01)  # darkest first
     assert torch.equal(painting_inks(painting, k=3), found)  # seeded: the same every run
+    from artcam.training.perceptual import DEFAULT_LAYERS, PerceptualLoss, build_loss_network
+
+    loss = PerceptualLoss(build_loss_network("random"), DEFAULT_LAYERS["random"], [painting], inks=3)
+    assert torch.equal(loss.targets.inks[0], found)  # the training term's targets (--snap-inks)
     one = torch.ones(1, 1)
     poster = inks[labels].T.reshape(1, 3, 64, 64)  # only the painting's colours, in flat areas
     photo = torch.rand(1, 3, 64, 64, generator=g)  # every colour
@@ -499,11 +503,11 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
                              "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
                              "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm",
-                             "--adv-weight", "60", "--snap-weight", "5000"]) == 0
+                             "--adv-weight", "60", "--snap-weight", "5000", "--snap-inks", "4"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
     assert ck["config"]["train"]["adv_weight"] == 60 and ck["disc"]  # version 11's PatchGAN term is trained too
-    assert ck["config"]["train"]["snap_weight"] == 5000
+    assert ck["config"]["train"]["snap_weight"] == 5000 and ck["config"]["train"]["snap_inks"] == 4
     assert ck["config"]["train"]["stability_weight"] == 4000 and ck["config"]["train"]["palette_weight"] == 5000
     start = torch.load(rec, weights_only=False)["model"]
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]

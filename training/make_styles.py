@@ -238,6 +238,7 @@ def refine(args: argparse.Namespace) -> int:
                          "--palette-weight", str(args.palette_weight), "--chroma-weight", str(args.chroma_weight),
                          "--tv-weight", str(args.tv_weight), "--flat-weight", str(args.flat_weight),
                          "--adv-weight", str(args.adv_weight), "--snap-weight", str(args.snap_weight),
+                         "--snap-inks", str(args.snap_inks),
                          *(["--freeze-norm"] if args.freeze_norm else []),
                          "--style-weight", str(args.style_weight),
                          *(["--style-layers", args.style_layers] if args.style_layers else [])])
@@ -402,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="PatchGAN term (hinge): 0 up to version 10, 60 for versions 11 and 12")
     rf.add_argument("--snap-weight", type=float, default=0.0,
                     help="pull pixels toward the painting's 8 main colours (perceptual.snap_distance): 0 up to version 11, 15000 for 12")
+    rf.add_argument("--snap-inks", type=int, default=8, help="main colours per painting for the snap term (8 for version 12)")
     rf.add_argument("--freeze-norm", action="store_true", help="train on BatchNorm's running statistics (versions 7 to 12)")
     rf.add_argument("--style-weight", type=float, default=60.0, help="60 up to version 7, 120 for 8 and 9, 60 for 10, 120 for 11 and 12")
     rf.add_argument("--style-layers", default="",

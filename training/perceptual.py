@@ -301,10 +301,11 @@ def interior(images: torch.Tensor) -> torch.Tensor:
 class PerceptualLoss(nn.Module):
     """Content + Gram style + TV loss for a batch whose samples each carry a style weight vector."""
 
-    def __init__(self, net: nn.Module, layers: LayerWeights, style_images: Sequence[torch.Tensor]):
+    def __init__(self, net: nn.Module, layers: LayerWeights, style_images: Sequence[torch.Tensor], inks: int = INKS):
         super().__init__()
         self.net = net
         self.layers = layers
+        self.inks = inks
         self.targets = self._style_targets(style_images)
 
     @torch.no_grad()
@@ -321,7 +322,7 @@ class PerceptualLoss(nn.Module):
             t.scale[k] = g.pow(2).mean(dim=(1, 2)).clamp_min(1e-12)
         t.colour = torch.cat([colour_stats(img) for img in images])
         t.palette = torch.cat([colour_quantiles(img) for img in images])
-        t.inks = torch.stack([painting_inks(img) for img in images])
+        t.inks = torch.stack([painting_inks(img, self.inks) for img in images])
         return t
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -241,7 +241,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--flat-weight", type=float, default=0.0,
                    help="penalise output texture where the photo is flat (edge-aware total variation)")
     p.add_argument("--snap-weight", type=float, default=0.0,
-                   help="pull each pixel toward the nearest of its painting's 8 main colours (flat, poster-like areas)")
+                   help="pull each pixel toward the nearest of its painting's main colours (flat, poster-like areas)")
+    p.add_argument("--snap-inks", type=int, default=8, help="how many main colours per painting the snap term offers")
     p.add_argument("--freeze-norm", action="store_true",
                    help="BatchNorm uses its running statistics in training too (train what is exported)")
     p.add_argument("--adv-weight", type=float, default=0.0)
@@ -399,7 +400,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
     d = DEFAULT_LAYERS[args.loss_net]
     layers = LayerWeights(content=_layers(args.content_layers, d.content), style=_layers(args.style_layers, d.style))
     try:
-        perceptual = PerceptualLoss(lossnet, layers, style_imgs)
+        perceptual = PerceptualLoss(lossnet, layers, style_imgs, inks=args.snap_inks)
     except (KeyError, ValueError) as e:
         raise TrainingError(f"bad loss layers for {args.loss_net}: {e}", "check --content-layers/--style-layers") from e
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
