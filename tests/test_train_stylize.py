@@ -308,6 +308,14 @@ def test_snap_term_finds_the_paintings_inks_and_scores_flat_pictures_low():
     pair = torch.cat([found[None], other])
     assert float(snap_distance(green, torch.tensor([[0.5, 0.5]]), pair)) < 0.01 < float(
         snap_distance(green, torch.tensor([[1.0, 0.0]]), pair))
+    # a batch of one style a sample (training's fast path) and a mixed batch agree on the one-style samples
+    eight = torch.rand(8, 8, 3, generator=g)
+    batch = torch.rand(4, 3, 16, 16, generator=g)
+    single = torch.nn.functional.one_hot(torch.tensor([0, 3, 5, 7]), 8).float()
+    mixed = single.clone()
+    mixed[0] = 0
+    mixed[0, 1] = mixed[0, 2] = 0.5
+    assert torch.allclose(snap_distance(batch, single, eight)[1:], snap_distance(batch, mixed, eight)[1:], atol=1e-6)
     out = photo.clone().requires_grad_(True)
     snap_distance(out, one, found[None]).sum().backward()
     with torch.no_grad():  # a step against the gradient moves the pixels toward the inks

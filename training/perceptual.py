@@ -283,12 +283,18 @@ def snap_distance(output: torch.Tensor, style: torch.Tensor, inks: torch.Tensor,
     rather than a tinted photo): what readers saw in the peer's pictures and missed in ours. Mixed style
     weights offer every weighted style's inks, each by its weight.
     """
-    used = style.sum(0) > 0
-    w, c = style[:, used].float(), inks[used].float()  # (N, S'), (S', K, 3)
     x = output.float().flatten(2)  # (N, 3, P)
-    d = (x.pow(2).sum(1)[:, None, None] - 2 * torch.einsum("ncp,skc->nskp", x, c)
-         + c.pow(2).sum(-1)[None, :, :, None])  # (N, S', K, P)
-    logits = -d.clamp_min(0) / tau + w.clamp_min(1e-12).log()[:, :, None, None]
+    style = style.float()
+    if bool(((style > 0).sum(1) == 1).all()):  # one style a sample (as in training): only its inks, S times less work
+        pick = style.argmax(1)
+        w, c = style.gather(1, pick[:, None]), inks[pick].float()[:, None]  # (N, 1), (N, 1, K, 3)
+    else:
+        used = style.sum(0) > 0
+        w, c = style[:, used], inks[used].float()[None]  # (N, S'), (1, S', K, 3)
+    d = (x.pow(2).sum(1)[:, None, None] - 2 * torch.einsum("ncp,nskc->nskp", x, c.expand(len(x), -1, -1, -1))
+         + c.pow(2).sum(-1)[..., None])  # (N, S', K, P)
+    prior = torch.where(w > 0, w.clamp_min(1e-30).log(), torch.full_like(w, float("-inf")))  # weight 0: not offered
+    logits = -d.clamp_min(0) / tau + prior[:, :, None, None]
     return (-tau * logits.flatten(1, 2).logsumexp(1)).mean(1)
 
 
