@@ -130,9 +130,12 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
         layers = LayerWeights(**layers) if layers else DEFAULT_LAYERS[loss_net]
         key = (loss_net, tuple(map(str, files)), json.dumps(layers.__dict__, sort_keys=True, default=dict))
         if key not in cache:
-            cache[key] = PerceptualLoss(build_loss_network(loss_net), layers,
-                                        [load_rgb01(f, args.style_size) for f in files])
-        loss = cache[key]
+            paintings = [load_rgb01(f, args.style_size) for f in files]
+            loss = PerceptualLoss(build_loss_network(loss_net), layers, paintings)
+            own = [float(snap_distance(img, F.one_hot(torch.tensor([i]), len(files)).float(), loss.targets.inks))
+                   for i, img in enumerate(paintings)]
+            cache[key] = loss, sum(own) / len(own)  # the paintings' own snap distance, for scale
+        loss, own_snap = cache[key]
         names = ck["config"]["styles"]
         row = {"model": path, "step": None if path == "peer-paintings" else ck.get("step"), "crops": len(crops), "styles": {}}
         for i, name in enumerate(names):
@@ -152,8 +155,6 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
         for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice", "palette", "chroma",
                   "snap"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
-        own_snap = sum(float(snap_distance(load_rgb01(f, args.style_size), F.one_hot(torch.tensor([i]), len(files)).float(),
-                                           loss.targets.inks)) for i, f in enumerate(files)) / len(files)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
         print(f"{path}: step {row['step']}, {len(crops)} crops; content {row['content']:.2f}, style {row['style']:.3f}, "
