@@ -263,8 +263,11 @@ def test_cross_model_baseline(tmp_path):
     res = {r["model"]: r for r in mb.run_benchmark(cfg, lambda m: None)["results"]}
     assert res["a"]["speedup_vs_baseline"]["baseline"] == res["b"]["id"]
     assert res["a"]["speedup_vs_baseline"]["rounds"] == 3
-    ratios = np.array(res["b"]["round_medians_ms"]) / np.array(res["a"]["round_medians_ms"])
-    assert res["a"]["speedup_vs_baseline"]["median"] == pytest.approx(float(np.median(ratios)), rel=1e-4)
+    mb_ms, ma_ms = np.array(res["b"]["round_medians_ms"]), np.array(res["a"]["round_medians_ms"])
+    # The report rounds medians to 1e-6 ms; at 32x32 a median is ~0.01 ms, so the ratio recomputed from the
+    # report may differ from the exact one by up to the two roundings' relative error.
+    rel = 2 * 0.5e-6 / min(mb_ms.min(), ma_ms.min()) + 1e-9
+    assert res["a"]["speedup_vs_baseline"]["median"] == pytest.approx(float(np.median(mb_ms / ma_ms)), rel=rel)
 
 
 def test_peer_baseline_when_installed(tmp_path):
