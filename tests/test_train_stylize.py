@@ -360,6 +360,43 @@ def test_flat_term_counts_ripples_in_flat_regions_not_outlines_on_edges():
         assert float(flat_ripple(as_t(out), as_t(photo))) == pytest.approx(ripple(out, photo), rel=1e-4)
 
 
+def test_blurred_flat_term_counts_fine_texture_as_flat_but_keeps_large_edges():
+    from artcam.training.perceptual import flat_ripple, gaussian_blur
+
+    g = torch.Generator().manual_seed(0)
+    photo = torch.full((1, 3, 64, 96), 0.2)
+    photo[..., 48:] = 0.7  # two large regions, one edge
+    furry = photo.clone()
+    furry[..., 48:] += 0.15 * torch.rand(1, 1, 64, 48, generator=g)  # fine texture (fur) on the right
+    keeps_fur, keeps_edge = furry.clone(), photo.clone()  # outputs: copy the texture, or only the large shapes
+    as_is, blurred = (lambda o: float(flat_ripple(o, furry))), (lambda o: float(flat_ripple(o, furry, 1.5)))
+    assert as_is(keeps_fur) < 0.005  # as is, the texture is all edges: copying it costs little
+    assert blurred(keeps_fur) > 4 * as_is(keeps_fur)  # blurred, the fur counts as flat
+    assert blurred(keeps_edge) < 1e-3  # and the large edge still does not
+    blur = gaussian_blur(photo, 2.0)
+    assert torch.allclose(blur.mean(), photo.mean(), atol=1e-4) and float(blur[..., 40:56].std()) > 0  # smooths, keeps mass
+
+
+def test_outline_term_asks_for_the_darkest_ink_on_the_photos_lines_only():
+    from artcam.training.perceptual import outline_gap, photo_lines
+
+    photo = torch.full((1, 3, 48, 64), 0.8)
+    photo[..., :, 30:33] = 0.1  # a thin dark stroke (a line drawing's line), the rest flat
+    lines = photo_lines(photo)
+    assert float(lines[0, :, 31].mean()) > 0.9 and float(lines[0, :, :20].max()) == 0.0
+    inks = torch.tensor([[[0.1, 0.0, 0.3], [0.9, 0.9, 0.9]], [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]])  # darkest first
+    style = torch.tensor([[1.0, 0.0]])
+    inked = torch.full_like(photo, 0.9)
+    inked[..., :, 28:35] = inks[0, 0].view(3, 1, 1)  # the line drawn in painting 0's darkest ink
+    washed = torch.full_like(photo, 0.9)  # the line lost in a light flat area
+    assert float(outline_gap(inked, photo, style, inks)) < 1e-6
+    assert float(outline_gap(washed, photo, style, inks)) > 0.3
+    blank = torch.full_like(photo, 0.8)  # a photo with no lines asks nothing
+    assert float(outline_gap(washed, blank, style, inks)) == 0.0
+    mix = torch.tensor([[0.5, 0.5]])  # a style mix asks for the mixed darkest ink (luma 0.5 * 0.158 here)
+    assert float(outline_gap(inked, photo, mix, inks)) > 0.0
+
+
 def test_look_tells_grey_from_colour_and_flat_from_busy():
     from artcam.benchmarks.contact_sheet import look
 
@@ -511,11 +548,13 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
     assert make_styles.main(["refine", "--init", str(rec), "--data", str(root), "--out", str(tmp_path / "r"),
                              "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
                              "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm",
-                             "--adv-weight", "60", "--snap-weight", "5000", "--snap-inks", "4"]) == 0
+                             "--adv-weight", "60", "--snap-weight", "5000", "--snap-inks", "4",
+                             "--flat-weight", "8000", "--flat-sigma", "1.5", "--outline-weight", "1500"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
     assert ck["config"]["train"]["adv_weight"] == 60 and ck["disc"]  # version 11's PatchGAN term is trained too
     assert ck["config"]["train"]["snap_weight"] == 5000 and ck["config"]["train"]["snap_inks"] == 4
+    assert ck["config"]["train"]["flat_sigma"] == 1.5 and ck["config"]["train"]["outline_weight"] == 1500
     assert ck["config"]["train"]["stability_weight"] == 4000 and ck["config"]["train"]["palette_weight"] == 5000
     start = torch.load(rec, weights_only=False)["model"]
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]

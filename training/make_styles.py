@@ -238,7 +238,8 @@ def refine(args: argparse.Namespace) -> int:
                          "--palette-weight", str(args.palette_weight), "--chroma-weight", str(args.chroma_weight),
                          "--tv-weight", str(args.tv_weight), "--flat-weight", str(args.flat_weight),
                          "--adv-weight", str(args.adv_weight), "--snap-weight", str(args.snap_weight),
-                         "--snap-inks", str(args.snap_inks),
+                         "--snap-inks", str(args.snap_inks), "--flat-sigma", str(args.flat_sigma),
+                         "--outline-weight", str(args.outline_weight),
                          *(["--freeze-norm"] if args.freeze_norm else []),
                          "--style-weight", str(args.style_weight),
                          *(["--style-layers", args.style_layers] if args.style_layers else [])])
@@ -399,6 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     rf.add_argument("--chroma-weight", type=float, default=0.0, help="0 up to version 8, 100 for 9 to 12")
     rf.add_argument("--tv-weight", type=float, default=10.0, help="10 up to version 8; 200 in version 9's second run and versions 10 to 12")
     rf.add_argument("--flat-weight", type=float, default=0.0, help="0 up to version 9; 3000 in version 10's second run and versions 11 and 12")
+    rf.add_argument("--flat-sigma", type=float, default=0.0,
+                    help="the flat term judges the photo blurred by this many pixels: 0 up to version 12")
+    rf.add_argument("--outline-weight", type=float, default=0.0,
+                    help="the photo's lines in the painting's darkest ink (perceptual.outline_gap): 0 up to version 12")
     rf.add_argument("--adv-weight", type=float, default=0.0,
                     help="PatchGAN term (hinge): 0 up to version 10, 60 for versions 11 and 12")
     rf.add_argument("--snap-weight", type=float, default=0.0,

@@ -240,9 +240,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="penalise outputs whose colours lose the photo's colour regions (two-tone by luminance)")
     p.add_argument("--flat-weight", type=float, default=0.0,
                    help="penalise output texture where the photo is flat (edge-aware total variation)")
+    p.add_argument("--flat-sigma", type=float, default=0.0,
+                   help="judge flatness on the photo blurred by this many pixels: texture counts as flat (0: as is)")
     p.add_argument("--snap-weight", type=float, default=0.0,
                    help="pull each pixel toward the nearest of its painting's main colours (flat, poster-like areas)")
     p.add_argument("--snap-inks", type=int, default=8, help="how many main colours per painting the snap term offers")
+    p.add_argument("--outline-weight", type=float, default=0.0,
+                   help="pull the photo's lines (XDoG) toward the painting's darkest ink: outlined, poster-like areas")
     p.add_argument("--freeze-norm", action="store_true",
                    help="BatchNorm uses its running statistics in training too (train what is exported)")
     p.add_argument("--adv-weight", type=float, default=0.0)
@@ -400,7 +404,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
     d = DEFAULT_LAYERS[args.loss_net]
     layers = LayerWeights(content=_layers(args.content_layers, d.content), style=_layers(args.style_layers, d.style))
     try:
-        perceptual = PerceptualLoss(lossnet, layers, style_imgs, inks=args.snap_inks)
+        perceptual = PerceptualLoss(lossnet, layers, style_imgs, inks=args.snap_inks, flat_sigma=args.flat_sigma)
     except (KeyError, ValueError) as e:
         raise TrainingError(f"bad loss layers for {args.loss_net}: {e}", "check --content-layers/--style-layers") from e
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -488,7 +492,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
     weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
                "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight,
                "lattice": args.lattice_weight, "palette": args.palette_weight,
-               "chroma": args.chroma_weight, "flat": args.flat_weight, "snap": args.snap_weight}
+               "chroma": args.chroma_weight, "flat": args.flat_weight, "snap": args.snap_weight,
+               "outline": args.outline_weight}
     while step < args.steps and done_fraction() < 1.0:
         big = next(batches).to(device, non_blocking=True)
         n = big.shape[0]
