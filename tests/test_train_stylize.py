@@ -397,6 +397,31 @@ def test_outline_term_asks_for_the_darkest_ink_on_the_photos_lines_only():
     assert float(outline_gap(inked, photo, mix, inks)) > 0.0
 
 
+def test_poster_term_asks_for_the_paintings_light_inks_where_the_photo_is_light():
+    from artcam.training.perceptual import painting_ramp, poster_gap, poster_target
+
+    painting = torch.zeros(1, 3, 40, 40)
+    painting[..., :30, :] = torch.tensor([0.1, 0.1, 0.5]).view(3, 1, 1)  # three quarters dark blue
+    painting[..., 30:, :] = torch.tensor([0.9, 0.8, 0.1]).view(3, 1, 1)  # a quarter light yellow
+    inks = torch.tensor([[0.1, 0.1, 0.5], [0.9, 0.8, 0.1]])
+    ramp = painting_ramp(painting, inks)
+    assert torch.equal(ramp[:12], inks[0].expand(12, 3)) and torch.equal(ramp[12:], inks[1].expand(4, 3))
+    photo = torch.linspace(0.3, 0.6, 64).view(1, 1, 1, 64).expand(1, 3, 48, 64).clone()  # dim, low contrast, left dark
+    style = torch.tensor([[1.0]])
+    target = poster_target(photo, style, ramp[None])
+    assert torch.equal(target[0, :, 24, 4], inks[0]) and torch.equal(target[0, :, 24, 60], inks[1])
+    assert float((target == inks[1].view(1, 3, 1, 1)).all(1).float().mean()) == pytest.approx(0.25, abs=0.02)
+    # by luminance rank: a darker, flatter copy of the photo asks for the same poster
+    assert torch.equal(poster_target(0.5 * photo + 0.1, style, ramp[None]), target)
+    grey = photo.clone()  # the photo as it is: not in the painting's inks
+    assert float(poster_gap(target, photo, style, ramp[None])) < 0.2 * float(poster_gap(grey, photo, style, ramp[None]))
+    flipped = poster_target(photo.flip(-1), style, ramp[None])  # light on the other side: yellow moves with it
+    assert torch.equal(flipped[0, :, 24, 4], inks[1])
+    two = torch.stack([ramp, 1 - ramp])  # a style mix asks for the mixed ramps
+    mixed = poster_target(photo, torch.tensor([[0.5, 0.5]]), two)
+    assert torch.allclose(mixed, torch.full_like(mixed, 0.5))
+
+
 def test_look_tells_grey_from_colour_and_flat_from_busy():
     from artcam.benchmarks.contact_sheet import look
 
@@ -549,12 +574,14 @@ def test_refine_recipe_runs_on_the_shipped_model_with_its_loss_terms(data, tmp_p
                              "--minutes", "0.02", "--colour-weight", "20000", "--context-weight", "5000",
                              "--stability-weight", "4000", "--palette-weight", "5000", "--freeze-norm",
                              "--adv-weight", "60", "--snap-weight", "5000", "--snap-inks", "4",
-                             "--flat-weight", "8000", "--flat-sigma", "1.5", "--outline-weight", "1500"]) == 0
+                             "--flat-weight", "8000", "--flat-sigma", "1.5", "--outline-weight", "1500",
+                             "--poster-weight", "4000"]) == 0
     ck = load_checkpoint(tmp_path / "r" / "last.pt", "stylize")
     assert ck["step"] >= 1 and ck["config"]["train"]["context_weight"] == 5000
     assert ck["config"]["train"]["adv_weight"] == 60 and ck["disc"]  # version 11's PatchGAN term is trained too
     assert ck["config"]["train"]["snap_weight"] == 5000 and ck["config"]["train"]["snap_inks"] == 4
     assert ck["config"]["train"]["flat_sigma"] == 1.5 and ck["config"]["train"]["outline_weight"] == 1500
+    assert ck["config"]["train"]["poster_weight"] == 4000
     assert ck["config"]["train"]["stability_weight"] == 4000 and ck["config"]["train"]["palette_weight"] == 5000
     start = torch.load(rec, weights_only=False)["model"]
     stats = [k for k in start if k.endswith(("running_mean", "running_var"))]

@@ -239,7 +239,7 @@ def refine(args: argparse.Namespace) -> int:
                          "--tv-weight", str(args.tv_weight), "--flat-weight", str(args.flat_weight),
                          "--adv-weight", str(args.adv_weight), "--snap-weight", str(args.snap_weight),
                          "--snap-inks", str(args.snap_inks), "--flat-sigma", str(args.flat_sigma),
-                         "--outline-weight", str(args.outline_weight),
+                         "--outline-weight", str(args.outline_weight), "--poster-weight", str(args.poster_weight),
                          *(["--freeze-norm"] if args.freeze_norm else []),
                          "--style-weight", str(args.style_weight),
                          *(["--style-layers", args.style_layers] if args.style_layers else [])])
@@ -404,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the flat term judges the photo blurred by this many pixels: 0 up to version 12")
     rf.add_argument("--outline-weight", type=float, default=0.0,
                     help="the photo's lines in the painting's darkest ink (perceptual.outline_gap): 0 up to version 12")
+    rf.add_argument("--poster-weight", type=float, default=0.0,
+                    help="the photo posterized in the painting's inks by luminance (perceptual.poster_gap): 0 up to version 12")
     rf.add_argument("--adv-weight", type=float, default=0.0,
                     help="PatchGAN term (hinge): 0 up to version 10, 60 for versions 11 and 12")
     rf.add_argument("--snap-weight", type=float, default=0.0,

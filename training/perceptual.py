@@ -171,6 +171,7 @@ class StyleTargets:
     colour: torch.Tensor | None = None  # (S, 8): each painting's colour_stats
     palette: torch.Tensor | None = None  # (S, Q, D): each painting's colour quantiles along PALETTE_DIRECTIONS
     inks: torch.Tensor | None = None  # (S, K, 3): each painting's main colours (``painting_inks``)
+    ramps: torch.Tensor | None = None  # (S, B, 3): each painting's ink by luminance rank (``painting_ramp``)
 
 
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
@@ -340,6 +341,46 @@ def outline_gap(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor
     return (lines * gap.pow(2)).sum(dim=(1, 2)) / (lines.sum(dim=(1, 2)) + 1.0)
 
 
+POSTER_BINS = 16  # luminance bins of the posterize target
+POSTER_SIGMA = 2.0  # px: the poster term compares photo and output blurred by this much (texture is the Gram terms')
+
+
+def painting_ramp(image: torch.Tensor, inks: torch.Tensor, bins: int = POSTER_BINS) -> torch.Tensor:
+    """(1, 3, H, W), (K, 3) -> (bins, 3): the painting's pixels sorted by luminance in equal-count bins,
+    each bin's most common ink (nearest of ``inks``): which of its colours the painting uses for its
+    darkest sixteenth, the next, ... up to its lightest."""
+    px = image[0].float().flatten(1).T  # (P, 3)
+    px = px[(px @ px.new_tensor(LUMA)).argsort()]
+    k = len(inks)
+    return torch.stack([inks[torch.cdist(b, inks.float()).argmin(1).bincount(minlength=k).argmax()]
+                        for b in px.chunk(bins)]).float()
+
+
+def poster_target(content: torch.Tensor, style: torch.Tensor, ramps: torch.Tensor,
+                  sigma: float = POSTER_SIGMA) -> torch.Tensor:
+    """(N, 3, H, W): the photo posterized in its painting's inks, by luminance rank: the photo's blurred
+    luminance is equalised and each pixel takes the ink the painting uses at that rank (light parts its
+    light inks, dark parts its dark ones), the mixed styles' ramps mixed by their weights."""
+    y = torch.einsum("nchw,c->nhw", gaussian_blur(content.float(), sigma), content.new_tensor(LUMA).float())
+    flat = y.flatten(1)
+    rank = flat.argsort(1).argsort(1)
+    idx = (rank * ramps.shape[1] // flat.shape[1]).clamp(max=ramps.shape[1] - 1)  # (N, P)
+    ramp = torch.einsum("ns,sbc->nbc", style.float(), ramps.float())  # (N, B, 3)
+    return ramp.gather(1, idx[..., None].expand(-1, -1, 3)).transpose(1, 2).reshape(content.shape).float()
+
+
+def poster_gap(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, ramps: torch.Tensor,
+               sigma: float = POSTER_SIGMA) -> torch.Tensor:
+    """(N,) mean squared RGB distance between the output blurred by ``sigma`` and ``poster_target``.
+
+    Our nets laid the painting's texture over the photo in spots that ignore its regions; the peer's flat
+    areas follow the photo's shapes, light parts one colour and dark parts another. This term asks for
+    that layout at the scale of the blur and leaves the texture within to the Gram terms."""
+    with torch.no_grad():
+        target = poster_target(content, style, ramps, sigma)
+    return (gaussian_blur(output.float(), sigma) - target).pow(2).mean(dim=(1, 2, 3))
+
+
 def interior(images: torch.Tensor) -> torch.Tensor:
     """The images without a border ring 1/8 of the shorter side wide (where frames would be)."""
     m = min(images.shape[-2:]) // 8
@@ -373,6 +414,7 @@ class PerceptualLoss(nn.Module):
         t.colour = torch.cat([colour_stats(img) for img in images])
         t.palette = torch.cat([colour_quantiles(img) for img in images])
         t.inks = torch.stack([painting_inks(img, self.inks) for img in images])
+        t.ramps = torch.stack([painting_ramp(img, ink) for img, ink in zip(images, t.inks)])
         return t
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -390,6 +432,7 @@ class PerceptualLoss(nn.Module):
         ``flat``: texture where the photo (blurred by ``flat_sigma``) is flat (``flat_ripple``).
         ``snap``: distance of each pixel to the nearest of the painting's main colours (``snap_distance``).
         ``outline``: how much lighter than the painting's darkest ink the photo's lines are (``outline_gap``).
+        ``poster``: the blurred output against the photo posterized in the painting's inks (``poster_gap``).
         """
         taps = self.layers.taps()
         with torch.no_grad():
@@ -412,4 +455,5 @@ class PerceptualLoss(nn.Module):
                 "lattice": lattice, "palette": palette, "chroma": chroma_lost(output, content).mean(),
                 "flat": flat_ripple(output, content, self.flat_sigma).mean(),
                 "snap": snap_distance(output, style, self.targets.inks).mean(),
-                "outline": outline_gap(output, content, style, self.targets.inks).mean()}
+                "outline": outline_gap(output, content, style, self.targets.inks).mean(),
+                "poster": poster_gap(output, content, style, self.targets.ramps).mean()}

@@ -154,7 +154,7 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
                 t["pixel_optimum"] = pixel_optimum(loss, crops[:2], style[:2], weights, args.pixel_steps)
             row["styles"][name] = t
         for k in ("content", "style", "tv", "colour", "contrast", "saturation", "frame", "lattice", "palette", "chroma",
-                  "snap", "outline"):
+                  "snap", "outline", "poster"):
             row[k] = sum(s[k] for s in row["styles"].values()) / len(names)
         row["weighted"] = sum(weights[k] * row[k] for k in weights)
         results.append(row)
@@ -164,7 +164,8 @@ def evaluate(paths: list[str], args: argparse.Namespace) -> list[dict]:
               f" (the photos' {frame(crops):.1f}), grid {1e3 * row['lattice']:.2f}/1000 above the photos', "
               f"palette distance {1e3 * row['palette']:.2f}/1000, regional chroma lost {row['chroma']:.2f} "
               f"(the photos' own {float(chroma_lost(crops, crops).mean()):.2f}), snap {1e3 * row['snap']:.1f}/1000 "
-              f"(the paintings' own {1e3 * own_snap:.1f}), outline gap {1e3 * row['outline']:.1f}/1000")
+              f"(the paintings' own {1e3 * own_snap:.1f}), outline gap {1e3 * row['outline']:.1f}/1000, "
+              f"poster gap {1e3 * row['poster']:.1f}/1000")
         for name, t in row["styles"].items():
             ref = t.get("pixel_optimum")
             extra = f"   pixel optimum: content {ref['content']:.1f}, style {ref['style']:.3f}" if ref else ""

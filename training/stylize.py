@@ -247,6 +247,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--snap-inks", type=int, default=8, help="how many main colours per painting the snap term offers")
     p.add_argument("--outline-weight", type=float, default=0.0,
                    help="pull the photo's lines (XDoG) toward the painting's darkest ink: outlined, poster-like areas")
+    p.add_argument("--poster-weight", type=float, default=0.0,
+                   help="pull the blurred output toward the photo posterized in the painting's inks by luminance rank")
     p.add_argument("--freeze-norm", action="store_true",
                    help="BatchNorm uses its running statistics in training too (train what is exported)")
     p.add_argument("--adv-weight", type=float, default=0.0)
@@ -493,7 +495,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
                "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight,
                "lattice": args.lattice_weight, "palette": args.palette_weight,
                "chroma": args.chroma_weight, "flat": args.flat_weight, "snap": args.snap_weight,
-               "outline": args.outline_weight}
+               "outline": args.outline_weight, "poster": args.poster_weight}
     while step < args.steps and done_fraction() < 1.0:
         big = next(batches).to(device, non_blocking=True)
         n = big.shape[0]
