@@ -319,13 +319,18 @@ def snap_distance(output: torch.Tensor, style: torch.Tensor, inks: torch.Tensor,
 LUMA = (0.299, 0.587, 0.114)
 
 
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, H, W): Rec. 601 luma, in float32."""
+    return torch.einsum("nchw,c->nhw", images.float(), images.new_tensor(LUMA).float())
+
+
 def photo_lines(content: torch.Tensor, sigma: float = 2.0, k: float = 1.6, eps: float = 0.03,
                 phi: float = 0.02) -> torch.Tensor:
     """(N, H, W) in [0, 1]: where a line drawing of the photo would put ink, by a thresholded difference
     of Gaussians (XDoG, Winnemoeller et al. 2012): the dark side of the photo's edges and its thin dark
     features, not its flat parts. Sigma 2 and threshold 0.03 (on 256-px crops): at 0.8 and 0.004 gravel,
     foliage and fur drew lines over 15-25% of a textured photo, a hatching rather than outlines."""
-    y = torch.einsum("nchw,c->nhw", content.float(), content.new_tensor(LUMA).float())[:, None]
+    y = luminance(content)[:, None]
     dog = gaussian_blur(y, sigma) - gaussian_blur(y, sigma * k)
     return ((-dog[:, 0] - eps) / phi).clamp(0, 1)
 
@@ -337,7 +342,7 @@ def outline_gap(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor
     lines = photo_lines(content)
     dark = style.float() @ inks[:, 0].float()  # (N, 3): the darkest ink, mixed by the style weights
     luma = output.new_tensor(LUMA).float()
-    gap = (torch.einsum("nchw,c->nhw", output.float(), luma) - (dark @ luma)[:, None, None]).clamp_min(0)
+    gap = (luminance(output) - (dark @ luma)[:, None, None]).clamp_min(0)
     return (lines * gap.pow(2)).sum(dim=(1, 2)) / (lines.sum(dim=(1, 2)) + 1.0)
 
 
@@ -361,7 +366,7 @@ def poster_target(content: torch.Tensor, style: torch.Tensor, ramps: torch.Tenso
     """(N, 3, H, W): the photo posterized in its painting's inks, by luminance rank: the photo's blurred
     luminance is equalised and each pixel takes the ink the painting uses at that rank (light parts its
     light inks, dark parts its dark ones), the mixed styles' ramps mixed by their weights."""
-    y = torch.einsum("nchw,c->nhw", gaussian_blur(content.float(), sigma), content.new_tensor(LUMA).float())
+    y = luminance(gaussian_blur(content.float(), sigma))
     flat = y.flatten(1)
     rank = flat.argsort(1).argsort(1)
     idx = (rank * ramps.shape[1] // flat.shape[1]).clamp(max=ramps.shape[1] - 1)  # (N, P)
