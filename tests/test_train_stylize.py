@@ -397,28 +397,40 @@ def test_outline_term_asks_for_the_darkest_ink_on_the_photos_lines_only():
     assert float(outline_gap(inked, photo, mix, inks)) > 0.0
 
 
-def test_poster_term_asks_for_the_paintings_light_inks_where_the_photo_is_light():
+def test_poster_term_asks_for_the_paintings_light_inks_where_the_photo_is_light_and_warm_inks_where_warm():
     from artcam.training.perceptual import painting_ramp, poster_gap, poster_target
 
+    blue, light, orange = torch.tensor([0.1, 0.1, 0.5]), torch.tensor([0.8, 0.85, 0.95]), torch.tensor([0.9, 0.5, 0.1])
     painting = torch.zeros(1, 3, 40, 40)
-    painting[..., :30, :] = torch.tensor([0.1, 0.1, 0.5]).view(3, 1, 1)  # three quarters dark blue
-    painting[..., 30:, :] = torch.tensor([0.9, 0.8, 0.1]).view(3, 1, 1)  # a quarter light yellow
-    inks = torch.tensor([[0.1, 0.1, 0.5], [0.9, 0.8, 0.1]])
-    ramp = painting_ramp(painting, inks)
-    assert torch.equal(ramp[:12], inks[0].expand(12, 3)) and torch.equal(ramp[12:], inks[1].expand(4, 3))
-    photo = torch.linspace(0.3, 0.6, 64).view(1, 1, 1, 64).expand(1, 3, 48, 64).clone()  # dim, low contrast, left dark
-    style = torch.tensor([[1.0]])
-    target = poster_target(photo, style, ramp[None])
-    assert torch.equal(target[0, :, 24, 4], inks[0]) and torch.equal(target[0, :, 24, 60], inks[1])
-    assert float((target == inks[1].view(1, 3, 1, 1)).all(1).float().mean()) == pytest.approx(0.25, abs=0.02)
+    for rows, ink in ((slice(0, 20), blue), (slice(20, 30), light), (slice(30, 40), orange)):
+        painting[..., rows, :] = ink.view(3, 1, 1)  # half dark blue, a quarter light (cool), a quarter orange
+    inks = torch.stack([blue, orange, light])
+    ramps, warm = painting_ramp(painting, inks)
+    assert float(warm) == pytest.approx(0.25)  # the cool ramp: 2/3 of the cool pixels blue, then light
+    assert torch.equal(ramps[0, :11], blue.expand(11, 3)) and torch.equal(ramps[0, 11:], light.expand(5, 3))
+    assert torch.equal(ramps[1], orange.expand(16, 3))  # the warm ramp: orange throughout
+    ramps, warm, style = ramps[None], warm[None], torch.tensor([[1.0]])
+
+    photo = torch.linspace(0.3, 0.6, 64).view(1, 1, 1, 64).expand(1, 3, 48, 64).clone()  # grey, dim, left dark
+    target = poster_target(photo, style, ramps, warm)
+    assert torch.equal(target[0, :, 24, 4], blue) and torch.equal(target[0, :, 24, 45], light)
+    # a grey photo has no warm part: the painting's warm share goes to its lightest quarter
+    assert float((target == orange.view(1, 3, 1, 1)).all(1).float().mean()) == pytest.approx(0.25, abs=0.02)
+    assert torch.equal(target[0, :, 24, 60], orange)
     # by luminance rank: a darker, flatter copy of the photo asks for the same poster
-    assert torch.equal(poster_target(0.5 * photo + 0.1, style, ramp[None]), target)
-    grey = photo.clone()  # the photo as it is: not in the painting's inks
-    assert float(poster_gap(target, photo, style, ramp[None])) < 0.2 * float(poster_gap(grey, photo, style, ramp[None]))
-    flipped = poster_target(photo.flip(-1), style, ramp[None])  # light on the other side: yellow moves with it
-    assert torch.equal(flipped[0, :, 24, 4], inks[1])
-    two = torch.stack([ramp, 1 - ramp])  # a style mix asks for the mixed ramps
-    mixed = poster_target(photo, torch.tensor([[0.5, 0.5]]), two)
+    assert torch.equal(poster_target(0.5 * photo + 0.1, style, ramps, warm), target)
+    assert float(poster_gap(target, photo, style, ramps, warm)) < 0.2 * float(poster_gap(photo, photo, style, ramps, warm))
+    flipped = poster_target(photo.flip(-1), style, ramps, warm)  # light on the other side: the inks move with it
+    assert torch.equal(flipped[0, :, 24, 4], orange) and torch.equal(flipped[0, :, 24, 60], blue)
+
+    warm_patch = photo.clone()  # an orange quarter of the picture, in its dark half
+    warm_patch[..., 12:36, 2:34] = torch.tensor([0.8, 0.45, 0.15]).view(3, 1, 1)
+    target = poster_target(warm_patch, style, ramps, warm)
+    assert torch.equal(target[0, :, 24, 18], orange)  # the photo's warm part takes the warm inks, at any luminance
+    assert torch.equal(target[0, :, 24, 60], light)  # and the light grey keeps the cool ramp's light ink
+
+    two = torch.cat([ramps, 1 - ramps])  # a style mix asks for the mixed ramps
+    mixed = poster_target(photo, torch.tensor([[0.5, 0.5]]), two, torch.tensor([0.25, 0.25]))
     assert torch.allclose(mixed, torch.full_like(mixed, 0.5))
 
 

@@ -171,7 +171,8 @@ class StyleTargets:
     colour: torch.Tensor | None = None  # (S, 8): each painting's colour_stats
     palette: torch.Tensor | None = None  # (S, Q, D): each painting's colour quantiles along PALETTE_DIRECTIONS
     inks: torch.Tensor | None = None  # (S, K, 3): each painting's main colours (``painting_inks``)
-    ramps: torch.Tensor | None = None  # (S, B, 3): each painting's ink by luminance rank (``painting_ramp``)
+    ramps: torch.Tensor | None = None  # (S, 2, B, 3): each painting's cool and warm inks by luminance rank
+    warm: torch.Tensor | None = None  # (S,): each painting's share of warm pixels (``painting_ramp``)
 
 
 def colour_stats(images: torch.Tensor) -> torch.Tensor:
@@ -348,41 +349,64 @@ def outline_gap(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor
 
 POSTER_BINS = 16  # luminance bins of the posterize target
 POSTER_SIGMA = 2.0  # px: the poster term compares photo and output blurred by this much (texture is the Gram terms')
+WARM = 0.06  # R - B above which a painting's pixel counts as warm (its reds, oranges, yellows, browns)
+WARM_SIGMA = 6.0  # px: the photo's warmth is judged by region, not pixel by pixel
 
 
-def painting_ramp(image: torch.Tensor, inks: torch.Tensor, bins: int = POSTER_BINS) -> torch.Tensor:
-    """(1, 3, H, W), (K, 3) -> (bins, 3): the painting's pixels sorted by luminance in equal-count bins,
-    each bin's most common ink (nearest of ``inks``): which of its colours the painting uses for its
-    darkest sixteenth, the next, ... up to its lightest."""
-    px = image[0].float().flatten(1).T  # (P, 3)
+def _ink_ramp(px: torch.Tensor, inks: torch.Tensor, bins: int) -> torch.Tensor:
+    """(P, 3) pixels -> (bins, 3): sorted by luminance in equal-count bins, each bin's most common ink."""
     px = px[(px @ px.new_tensor(LUMA)).argsort()]
-    k = len(inks)
-    return torch.stack([inks[torch.cdist(b, inks.float()).argmin(1).bincount(minlength=k).argmax()]
-                        for b in px.chunk(bins)]).float()
+    return torch.stack([inks[torch.cdist(b, inks.float()).argmin(1).bincount(minlength=len(inks)).argmax()]
+                        for b in px.tensor_split(bins)]).float()
 
 
-def poster_target(content: torch.Tensor, style: torch.Tensor, ramps: torch.Tensor,
+def painting_ramp(image: torch.Tensor, inks: torch.Tensor, bins: int = POSTER_BINS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 3, H, W), (K, 3) -> (2, bins, 3), (): which ink the painting uses for its darkest sixteenth, the
+    next, ... up to its lightest (``_ink_ramp``), once over its cool pixels and once over its warm ones
+    (R - B > ``WARM``), and its share of warm pixels. A class with fewer pixels than bins takes the whole
+    painting's ramp."""
+    px = image[0].float().flatten(1).T  # (P, 3)
+    warm = px[:, 0] - px[:, 2] > WARM
+    whole = _ink_ramp(px, inks, bins)
+    ramps = [_ink_ramp(px[sel], inks, bins) if int(sel.sum()) >= bins else whole for sel in (~warm, warm)]
+    return torch.stack(ramps), warm.float().mean()
+
+
+def _rank(v: torch.Tensor) -> torch.Tensor:
+    """(N, P) -> (N, P): each value's rank within its row, 0 to P - 1."""
+    return v.argsort(1).argsort(1)
+
+
+def poster_target(content: torch.Tensor, style: torch.Tensor, ramps: torch.Tensor, warm: torch.Tensor,
                   sigma: float = POSTER_SIGMA) -> torch.Tensor:
-    """(N, 3, H, W): the photo posterized in its painting's inks, by luminance rank: the photo's blurred
-    luminance is equalised and each pixel takes the ink the painting uses at that rank (light parts its
-    light inks, dark parts its dark ones), the mixed styles' ramps mixed by their weights."""
-    y = luminance(gaussian_blur(content.float(), sigma))
-    flat = y.flatten(1)
-    rank = flat.argsort(1).argsort(1)
-    idx = (rank * ramps.shape[1] // flat.shape[1]).clamp(max=ramps.shape[1] - 1)  # (N, P)
-    ramp = torch.einsum("ns,sbc->nbc", style.float(), ramps.float())  # (N, B, 3)
-    return ramp.gather(1, idx[..., None].expand(-1, -1, 3)).transpose(1, 2).reshape(content.shape).float()
+    """(N, 3, H, W): the photo posterized in its painting's inks. Its warmest regions, as large a share as
+    the painting's warm share (``painting_ramp``), take the warm ramp and the rest the cool one; within
+    a ramp, each pixel takes the ink at its rank in the photo's blurred luminance (light parts light
+    inks, dark parts dark ones). With one ramp for all, every photo came out a two-tone of the painting's
+    main hue (Starry Night: blue and cream), where the peer paints the orange suit yellow against blue.
+    Mixed styles mix their ramps and warm shares by weight. Ties in warmth (grey photos) go to the light."""
+    y = luminance(gaussian_blur(content.float(), sigma)).flatten(1)  # (N, P)
+    n, p = y.shape
+    bins = ramps.shape[-2]
+    idx = (_rank(y) * bins // p).clamp(max=bins - 1)
+    b = gaussian_blur(content.float(), WARM_SIGMA)
+    warmth = (b[:, 0] - b[:, 2]).flatten(1) + 1e-3 * y
+    share = style.float() @ warm.float()  # (N,)
+    is_warm = _rank(warmth) >= ((1 - share) * p)[:, None]
+    ramp = torch.einsum("ns,skbc->nkbc", style.float(), ramps.float())  # (N, 2, B, 3)
+    cool, hot = (ramp[:, k].gather(1, idx[..., None].expand(-1, -1, 3)) for k in (0, 1))  # (N, P, 3)
+    return torch.where(is_warm[..., None], hot, cool).transpose(1, 2).reshape(content.shape)
 
 
 def poster_gap(output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, ramps: torch.Tensor,
-               sigma: float = POSTER_SIGMA) -> torch.Tensor:
+               warm: torch.Tensor, sigma: float = POSTER_SIGMA) -> torch.Tensor:
     """(N,) mean squared RGB distance between the output blurred by ``sigma`` and ``poster_target``.
 
     Our nets laid the painting's texture over the photo in spots that ignore its regions; the peer's flat
     areas follow the photo's shapes, light parts one colour and dark parts another. This term asks for
     that layout at the scale of the blur and leaves the texture within to the Gram terms."""
     with torch.no_grad():
-        target = poster_target(content, style, ramps, sigma)
+        target = poster_target(content, style, ramps, warm, sigma)
     return (gaussian_blur(output.float(), sigma) - target).pow(2).mean(dim=(1, 2, 3))
 
 
@@ -419,7 +443,8 @@ class PerceptualLoss(nn.Module):
         t.colour = torch.cat([colour_stats(img) for img in images])
         t.palette = torch.cat([colour_quantiles(img) for img in images])
         t.inks = torch.stack([painting_inks(img, self.inks) for img in images])
-        t.ramps = torch.stack([painting_ramp(img, ink) for img, ink in zip(images, t.inks)])
+        ramps = [painting_ramp(img, ink) for img, ink in zip(images, t.inks)]
+        t.ramps, t.warm = torch.stack([r for r, _ in ramps]), torch.stack([w for _, w in ramps])
         return t
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -461,4 +486,4 @@ class PerceptualLoss(nn.Module):
                 "flat": flat_ripple(output, content, self.flat_sigma).mean(),
                 "snap": snap_distance(output, style, self.targets.inks).mean(),
                 "outline": outline_gap(output, content, style, self.targets.inks).mean(),
-                "poster": poster_gap(output, content, style, self.targets.ramps).mean()}
+                "poster": poster_gap(output, content, style, self.targets.ramps, self.targets.warm).mean()}
