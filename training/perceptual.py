@@ -385,11 +385,11 @@ def poster_target(content: torch.Tensor, style: torch.Tensor, ramps: torch.Tenso
     inks, dark parts dark ones). With one ramp for all, every photo came out a two-tone of the painting's
     main hue (Starry Night: blue and cream), where the peer paints the orange suit yellow against blue.
     Mixed styles mix their ramps and warm shares by weight. Ties in warmth (grey photos) go to the light."""
-    y = luminance(gaussian_blur(content.float(), sigma)).flatten(1)  # (N, P)
-    n, p = y.shape
-    bins = ramps.shape[-2]
+    c = content.float()
+    y = luminance(gaussian_blur(c, sigma)).flatten(1)  # (N, P)
+    p, bins = y.shape[1], ramps.shape[-2]
     idx = (_rank(y) * bins // p).clamp(max=bins - 1)
-    b = gaussian_blur(content.float(), WARM_SIGMA)
+    b = gaussian_blur(c, WARM_SIGMA)
     warmth = (b[:, 0] - b[:, 2]).flatten(1) + 1e-3 * y
     share = style.float() @ warm.float()  # (N,)
     is_warm = _rank(warmth) >= ((1 - share) * p)[:, None]
