@@ -6,8 +6,13 @@ the heavy dependencies only when called.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
+import traceback
 
 # verb -> (module, function, one-line help)
 VERBS: dict[str, tuple[str, str, str]] = {
@@ -33,6 +38,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _pop_debug(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
@@ -48,31 +54,91 @@ def main(argv: list[str] | None = None) -> int:
     module, func, _ = VERBS[verb]
     extra = {"train": "train", "export": "export", "bench": "bench"}.get(verb)
     hint = f" (install it with: pip install 'artcam[{extra}]')" if extra else ""
-    try:
-        return guarded(lambda: getattr(importlib.import_module(module), func)(argv))
-    except ImportError as e:  # an optional heavy dependency (torch, onnx, ...) is missing
-        what = e.name or str(e)
-        print(f"artcam: error: `artcam {verb}` needs {what}, which cannot be imported{hint}", file=sys.stderr)
-        return 2
+
+    def run() -> int:
+        try:
+            return getattr(importlib.import_module(module), func)(argv)
+        except ImportError as e:  # an optional heavy dependency (torch, onnx, ...) is missing
+            if debug:
+                traceback.print_exc()
+            what = e.name or str(e)
+            print(f"artcam: error: `artcam {verb}` needs {what}, which cannot be imported{hint}", file=sys.stderr)
+            return 2
+
+    # training manages its own worker processes and signals; everything else turns SIGTERM into a
+    # clean stop (temporary files removed, exit 143) like Ctrl-C
+    return guarded(run, debug=debug, sigterm=verb != "train")
 
 
-def guarded(fn) -> int:
-    """Run ``fn``; a user error becomes one line on stderr and its exit code (2), Ctrl-C exits 130."""
-    from .errors import ArtcamError
+def _pop_debug(argv: list[str]) -> bool:
+    """Take ``--debug`` out of the arguments (anywhere before a ``--``); ARTCAM_DEBUG=1 does the same."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    found = "--debug" in argv[:end]
+    if found:
+        argv[:end] = [x for x in argv[:end] if x != "--debug"]
+    return found or os.environ.get("ARTCAM_DEBUG", "") not in ("", "0")
 
+
+_terminated = False  # SIGTERM arrived: the KeyboardInterrupt it raised exits 143, not 130
+
+
+def _on_sigterm(signum, frame):
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt("terminated")
+
+
+def guarded(fn, debug: bool | None = None, sigterm: bool = False) -> int:
+    """Run ``fn`` under the exit-code contract (see ``artcam.runtime.errors``): a user error is one
+    line and exit 2, Ctrl-C exits 130 (SIGTERM 143 when ``sigterm``), any other exception is one
+    line and exit 1 (with the traceback when ``debug``: ``--debug`` or ARTCAM_DEBUG=1)."""
+    from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, ArtcamError
+
+    if debug is None:
+        debug = os.environ.get("ARTCAM_DEBUG", "") not in ("", "0")
+    previous = None
+    if sigterm and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(fn() or 0)
     except ArtcamError as e:
+        if debug:
+            traceback.print_exc()
         print(f"artcam: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("artcam: interrupted", file=sys.stderr)
-        return 130
+        return getattr(e, "exit_code", EXIT_BAD_INPUT)
+    except KeyboardInterrupt as e:
+        if debug:
+            traceback.print_exc()
+        terminated = _terminated
+        msg = getattr(e, "message", None) or "interrupted"
+        print(f"artcam: {'terminated' if terminated else 'interrupted'}"
+              + (f"; {msg}" if msg not in ("interrupted", "terminated") else ""), file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    except SystemExit:
+        raise
+    except BrokenPipeError:  # `artcam ... | head`: the reader left; not an error of ours
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")
+        return 0
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        text = " ".join(str(e).split())
+        if len(text) > 300:
+            text = text[:300] + "..."
+        print(f"artcam: internal error: {type(e).__name__}{': ' + text if text else ''}"
+              + ("" if debug else " (run again with --debug for the traceback)"), file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run_script(main) -> None:
     """``if __name__ == "__main__": run_script(main)`` for the modules run with ``python -m``."""
-    sys.exit(guarded(lambda: main(sys.argv[1:])))
+    argv = sys.argv[1:]
+    debug = _pop_debug(argv)
+    sys.exit(guarded(lambda: main(argv), debug=debug, sigterm=True))
 
 
 if __name__ == "__main__":

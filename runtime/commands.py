@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import sinks as S
-from .errors import ArtcamError, InputError
+from .errors import ArtcamError, InputError, Interrupted
 from .loading import ForeignFlags, load_model
 from .pipeline import Pipeline, PipelineStats
 from .sources import open_source
@@ -27,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"artcam {self.prog.split()[-1]}: error: {message}\n")
 
 
-def _floats(n: int):
+def _floats(n: int, nonzero: bool = False):
     def parse(s: str) -> tuple[float, ...]:
         try:
             v = tuple(float(x) for x in s.replace(" ", "").split(","))
@@ -35,8 +36,46 @@ def _floats(n: int):
             raise argparse.ArgumentTypeError(f"{s!r} is not {n} comma-separated numbers") from None
         if len(v) != n:
             raise argparse.ArgumentTypeError(f"{s!r} needs {n} comma-separated numbers")
+        if not all(math.isfinite(x) for x in v):
+            raise argparse.ArgumentTypeError(f"{s!r} has a value that is not a finite number")
+        if nonzero and any(x == 0 for x in v):
+            raise argparse.ArgumentTypeError(f"{s!r} has a zero (it divides)")
         return v
     return parse
+
+
+def _int_at_least(low: int, what: str = "a whole number"):
+    """An argparse type: a whole number >= ``low`` (argparse puts the option's name in the message)."""
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not {what}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{s!r} must be at least {low}")
+        return v
+    return parse
+
+
+def _float_in(low: float, high: float = math.inf, low_open: bool = False):
+    """An argparse type: a finite number in ``low..high`` (``(low..high`` when ``low_open``)."""
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{s!r} is not a finite number")
+        if (v <= low if low_open else v < low) or v > high:
+            lo = f"above {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"{s!r} must be {lo}" + (f" and at most {high:g}" if high < math.inf else ""))
+        return v
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)
+_positive_float = _float_in(0.0, low_open=True)
 
 
 def _size(s: str) -> tuple[int, int]:
@@ -47,8 +86,8 @@ def _size(s: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 or 224") from None
     if len(parts) == 1:
         parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 (HxW) or 224")
+    if len(parts) != 2 or min(parts) < 1 or max(parts) > 16384:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 (HxW) or 224 (1..16384 px)")
     return parts[0], parts[1]
 
 
@@ -65,7 +104,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="auto tries TensorRT, then CUDA, then CPU (default: auto)")
     g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"],
                    help="onnxruntime (default) or the native TensorRT runner")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    g.add_argument("--threads", type=_count, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
     g.add_argument("--opt-level", default="all", choices=["disable", "basic", "extended", "all"],
                    help="ONNX Runtime graph optimisation level (default: all)")
 
@@ -74,14 +113,14 @@ def add_foreign_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models without artcam metadata")
     g.add_argument("--task", choices=["classify", "stylize", "generate"], help="what the model does")
     g.add_argument("--mean", type=_floats(3), help="per-channel mean, e.g. 0.485,0.456,0.406")
-    g.add_argument("--std", type=_floats(3), help="per-channel std, e.g. 0.229,0.224,0.225")
+    g.add_argument("--std", type=_floats(3, nonzero=True), help="per-channel std, e.g. 0.229,0.224,0.225")
     g.add_argument("--labels", help="a text file with one label per line")
     g.add_argument("--range", dest="pixel_range", type=_floats(2), help="input value range, e.g. 0,1 or 0,255")
     g.add_argument("--color", choices=["RGB", "BGR"], help="input colour order")
     g.add_argument("--layout", choices=["NCHW", "NHWC"], help="input layout")
     g.add_argument("--input-size", type=_size, help="fixed input size HxW")
-    g.add_argument("--multiple", type=int, help="input H and W must be multiples of this")
-    g.add_argument("--latent-size", type=int, help="latent size of a generator")
+    g.add_argument("--multiple", type=_positive_int, help="input H and W must be multiples of this")
+    g.add_argument("--latent-size", type=_positive_int, help="latent size of a generator")
 
 
 def foreign_flags(a: argparse.Namespace) -> ForeignFlags:
@@ -104,9 +143,9 @@ def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0"
     g.add_argument("--style", default=style_default,
                    help="style name or index inside the stylizer, or a path/name of another stylizer model")
     g.add_argument("--style-model", default=DEFAULT_STYLIZER, help=f"stylizer model (default: {DEFAULT_STYLIZER})")
-    g.add_argument("--strength", type=float, default=1.0, help="blend with the original, 0..1 (default: 1)")
+    g.add_argument("--strength", type=_float_in(0.0, 1.0), default=1.0, help="blend with the original, 0..1 (default: 1)")
     g.add_argument("--preserve-color", action="store_true", help="keep the input's colours, take the style's texture")
-    g.add_argument("--size", type=int, default=None, help="stylize at this longer side, then scale back")
+    g.add_argument("--size", type=_positive_int, default=None, help="stylize at this longer side, then scale back")
 
 
 def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> Stylizer:
@@ -175,20 +214,50 @@ def _add_source_args(p: argparse.ArgumentParser, default: str | None = None) -> 
                         "pipeline (with '!'), sample, or latent-walk (with a generator --model)")
     g.add_argument("--loop", action="store_true", help="repeat a file or folder at its end")
     g.add_argument("--source-size", type=_size, default=None, help="camera / sample frame size HxW (default 480x640)")
-    g.add_argument("--source-fps", type=float, default=None, help="sample source rate (default 30)")
+    g.add_argument("--source-fps", type=_float_in(0.0, 1000.0, low_open=True), default=None,
+                   help="sample source rate (default 30)")
 
 
 # --- live and demo ----------------------------------------------------------------------------
 
 
-def _run_pipeline(a, source, processor, sink, live=None) -> PipelineStats:
-    print(f"artcam: {source.description} -> {sink.description}", file=sys.stderr)
+def _run_to_sink(a, source, processor, sink, *, open_ended: bool = False, announce: bool = True,
+                 **kw) -> PipelineStats:
+    """Run the pipeline and publish the sink's files only when the run is complete.
+
+    Complete: the source ended, or the frame/duration limit or the quit key stopped it. Ctrl-C is a
+    stop like the others only for an ``open_ended`` run (a camera or a looped file with no limit: a
+    recording ends that way); otherwise it leaves the previous output as it was (``sink.abort()``). A
+    failure always aborts.
+    """
+    if announce:
+        print(f"artcam: {source.description} -> {sink.description}", file=sys.stderr)
+    stats = None
     try:
-        stats = Pipeline(source, processor, sink, live=live).run(max_frames=a.frames, duration_s=a.duration_s)
+        stats = Pipeline(source, processor, sink, **kw).run(max_frames=a.frames, duration_s=a.duration_s)
     finally:
-        sink.close()
+        S.finish(sink, complete=stats is not None and (not stats.interrupted or open_ended))
         source.close()
     return stats
+
+
+def _open_ended(a, source) -> bool:
+    return (bool(getattr(source, "live", False)) or bool(getattr(a, "loop", False))) \
+        and a.frames is None and a.duration_s is None
+
+
+def _end_of_run(stats: PipelineStats, a, open_ended: bool, output: str | None) -> None:
+    """After the summary: an interrupted run raises :class:`Interrupted` (exit 130) saying what was kept."""
+    if not stats.interrupted:
+        return
+    out = output if output not in (None, "window", "null", "none") and not str(output).startswith("http://") else None
+    if out is None:
+        raise Interrupted(f"stopped after {stats.frames} frames")
+    if open_ended:
+        raise Interrupted(f"stopped after {stats.frames} frames; {out} holds them")
+    if Path(out).suffix.lower() in S.VIDEO_EXTENSIONS + S.IMAGE_EXTENSIONS:
+        raise Interrupted(f"after {stats.frames} frames; {out} was not written (a previous file there is unchanged)")
+    raise Interrupted(f"after {stats.frames} frames; the {stats.frames} finished images in {out} are complete")
 
 
 def live_main(argv: list[str]) -> int:
@@ -198,16 +267,16 @@ def live_main(argv: list[str]) -> int:
     g = p.add_argument_group("classify")
     g.add_argument("--classify", nargs="?", const=DEFAULT_CLASSIFIER, default=None,
                    help=f"classify frames with this model (default when given alone: {DEFAULT_CLASSIFIER})")
-    g.add_argument("--top-k", type=int, default=3)
-    g.add_argument("--classify-every", type=int, default=1, help="classify every Nth frame")
+    g.add_argument("--top-k", type=_positive_int, default=3)
+    g.add_argument("--classify-every", type=_positive_int, default=1, help="classify every Nth frame")
     p.add_argument("--model", help="a generator for --source latent-walk")
     p.add_argument("--seed", type=_seed, default=0, help="latent walk seed")
     p.add_argument("--class", dest="cls", default=None, help="latent walk: stay on this class")
     p.add_argument("-o", "--output", default="window",
                    help="window (default), out.mp4, a folder, http://HOST:PORT (MJPEG stream) or null")
     p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
-    p.add_argument("--frames", type=int, default=None, help="stop after this many output frames")
-    p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many output frames")
+    p.add_argument("--duration-s", type=_positive_float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_backend_args(p)
     a = p.parse_args(argv)
@@ -226,12 +295,14 @@ def live_main(argv: list[str]) -> int:
         for task in (stylizer, classifier):  # pay one-time costs before the first live frame
             if task is not None:
                 task.warmup()
-        stats = _run_pipeline(a, source, processor, sink)
+        open_ended = _open_ended(a, source)
+        stats = _run_to_sink(a, source, processor, sink, open_ended=open_ended)
     finally:
         source.close()
         if processor is not None:
             processor.close()
     _print_stats(stats, a.json)
+    _end_of_run(stats, a, open_ended, a.output)
     return 0
 
 
@@ -292,11 +363,13 @@ def _latent_walk(a) -> int:
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC), {"style": lm.meta.name}
 
     sink = open_sink_or_null(a.output, hud=a.hud, fps=a.source_fps or 30.0)
+    open_ended = a.frames is None and a.duration_s is None
     try:
-        stats = _run_pipeline(a, WalkSource(), WalkProcessor(), sink)
+        stats = _run_to_sink(a, WalkSource(), WalkProcessor(), sink, open_ended=open_ended)
     finally:
         gen.close()
     _print_stats(stats, a.json)
+    _end_of_run(stats, a, open_ended, a.output)
     return 0
 
 
@@ -304,15 +377,15 @@ def demo_main(argv: list[str]) -> int:
     p = _Parser(prog="artcam demo", description="The main job on the built-in default: the `sample` camera "
                 "stand-in -> stylize + classify -> a video file, headless, then a latency summary.")
     p.add_argument("-o", "--output", default="artcam_demo.mp4", help="output video (default: artcam_demo.mp4)")
-    p.add_argument("--frames", type=int, default=300, help="frames to process (default: 300)")
-    p.add_argument("--duration-s", type=float, default=None)
+    p.add_argument("--frames", type=_positive_int, default=300, help="frames to process (default: 300)")
+    p.add_argument("--duration-s", type=_positive_float, default=None)
     p.add_argument("--source", default="sample", help="any source; default: the sample camera stand-in")
     p.add_argument("--source-size", type=_size, default=(480, 640), help="frame size HxW (default 480x640)")
     p.add_argument("--style", default="0", help="style name or index (default: the first)")
     p.add_argument("--style-model", default=DEFAULT_STYLIZER)
     p.add_argument("--classify", default=DEFAULT_CLASSIFIER, help="classifier model, or none")
-    p.add_argument("--classify-every", type=int, default=1)
-    p.add_argument("--cycle-styles", type=int, default=60, help="switch style every N frames (0 = never)")
+    p.add_argument("--classify-every", type=_positive_int, default=1)
+    p.add_argument("--cycle-styles", type=_count, default=60, help="switch style every N frames (0 = never)")
     p.add_argument("--every-frame", action="store_true",
                    help="process every frame as fast as possible (default: paced like a 30 FPS camera, "
                         "stale frames dropped, so latency is capture-to-output)")
@@ -335,17 +408,19 @@ def demo_main(argv: list[str]) -> int:
 
     try:
         live = not a.every_frame
-        source = open_source(a.source, size=a.source_size, frames=None if live else a.frames, live=live)
+        try:
+            source = open_source(a.source, size=a.source_size, frames=None if live else a.frames, live=live)
+        except BaseException:
+            sink.abort()
+            raise
         print(f"artcam: {source.description} -> stylize ({stylizer.meta.name}) + classify "
               f"({classifier.meta.name if classifier else 'off'}) -> {sink.description}", file=sys.stderr)
-        try:
-            stats = Pipeline(source, processor, sink, on_frame=on_frame).run(max_frames=a.frames, duration_s=a.duration_s)
-        finally:
-            sink.close()
-            source.close()
+        open_ended = _open_ended(a, source)
+        stats = _run_to_sink(a, source, processor, sink, open_ended=open_ended, announce=False, on_frame=on_frame)
     finally:
         processor.close()
     _print_stats(stats, a.json)
+    _end_of_run(stats, a, open_ended, a.output)
     if not a.json:
         print(f"wrote {a.output}")
     return 0
@@ -367,8 +442,8 @@ def stylize_main(argv: list[str]) -> int:
     add_stylize_args(p)
     p.add_argument("--model", dest="style_model_alias", help="same as --style-model")
     p.add_argument("-o", "--output", help="output image, folder or video")
-    p.add_argument("--frames", type=int, default=None)
-    p.add_argument("--duration-s", type=float, default=None)
+    p.add_argument("--frames", type=_positive_int, default=None)
+    p.add_argument("--duration-s", type=_positive_float, default=None)
     p.add_argument("--json", action="store_true")
     add_backend_args(p)
     add_foreign_args(p)
@@ -376,16 +451,26 @@ def stylize_main(argv: list[str]) -> int:
     if a.style_model_alias:
         a.style_model = a.style_model_alias
     source = open_source(a.source, live=False)
-    sink = _file_output(a, source)
-    stylizer = make_stylizer(a, foreign_flags(a))
-    processor = FrameProcessor(stylizer, None)
+    processor = None
     try:
-        stats = Pipeline(source, processor, sink, live=False, queue_size=1).run(max_frames=a.frames,
-                                                                               duration_s=a.duration_s)
+        sink = _file_output(a, source)
+        try:
+            processor = FrameProcessor(make_stylizer(a, foreign_flags(a)), None)
+        except BaseException:
+            sink.abort()
+            raise
+        stats = _run_to_sink(a, source, processor, sink, announce=False, live=False, queue_size=1)
     finally:
-        sink.close()
         source.close()
-        processor.close()
+        if processor is not None:
+            processor.close()
+    if source.skipped:
+        print(f"artcam: skipped {source.skipped} unreadable image(s)", file=sys.stderr)
+    if stats.interrupted:
+        _end_of_run(stats, a, False, a.output)
+    if stats.frames == 0:
+        raise InputError(f"no readable frames in {a.source}; nothing written",
+                         "check that it is a complete image or video that OpenCV can decode")
     _print_stats(stats, a.json)
     return 0
 
@@ -394,8 +479,8 @@ def classify_main(argv: list[str]) -> int:
     p = _Parser(prog="artcam classify", description="Classify images, a folder, a glob or a video.")
     p.add_argument("source", help="image, folder, glob, video, camera index or URL")
     p.add_argument("--model", default=DEFAULT_CLASSIFIER, help=f"classifier (default: {DEFAULT_CLASSIFIER})")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--top-k", type=_positive_int, default=5)
+    p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many frames")
     p.add_argument("--json", action="store_true", help="one JSON object per image/frame")
     add_backend_args(p)
     add_foreign_args(p)
@@ -431,11 +516,11 @@ def classify_main(argv: list[str]) -> int:
 def generate_main(argv: list[str]) -> int:
     p = _Parser(prog="artcam generate", description="Paint new images with a generator and write a grid.")
     p.add_argument("--model", default=DEFAULT_GENERATOR, help=f"generator (default: {DEFAULT_GENERATOR})")
-    p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("-n", type=_int_at_least(1), default=16, help="number of images (default 16)")
     p.add_argument("-o", "--output", default="generated.png", help="grid image, or a folder for single images")
     p.add_argument("--seed", type=_seed, default=None, help="random seed (a whole number)")
     p.add_argument("--class", dest="cls", default=None, help="class name for conditional generators")
-    p.add_argument("--scale", type=int, default=2, help="upscale each image by this factor in the grid")
+    p.add_argument("--scale", type=_int_at_least(1), default=2, help="upscale each image by this factor in the grid")
     add_backend_args(p)
     a = p.parse_args(argv)
     if a.n < 1:

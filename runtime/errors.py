@@ -1,6 +1,16 @@
-"""User-facing errors: one line saying what is wrong and what to do (the CLI exits with 2)."""
+"""User-facing errors: one line saying what is wrong and what to do (the CLI exits with 2).
+
+The exit-code contract of every ``artcam`` command (``artcam.runtime.cli.guarded`` applies it):
+
+* 0   finished: every output is complete and published under its final name;
+* 1   internal error (a bug or an unexpected failure): one line on stderr, the traceback with ``--debug``;
+* 2   bad input (arguments, models, sources, outputs): one line saying what and what to do;
+* 130 interrupted (Ctrl-C / SIGINT; 143 for SIGTERM): outputs not finished are not published.
+"""
 
 from __future__ import annotations
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
 class ArtcamError(Exception):
@@ -31,3 +41,11 @@ class SourceError(ArtcamError):
 
 class SinkError(ArtcamError):
     """An output that cannot be written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (or SIGTERM) after cleaning up; the message says what was kept."""
+
+    def __init__(self, message: str = "interrupted"):
+        super().__init__(message)
+        self.message = message

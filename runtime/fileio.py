@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -29,15 +32,99 @@ def check_writable_dir(path: Path) -> Path:
     return path
 
 
+PARTIAL_PREFIX = ".artcam-"  # temporary files: .artcam-<pid>@<host>-<stem>.<random>.partial<suffix>
+_PARTIAL_RE = re.compile(r"^\.artcam-(\d+)@([A-Za-z0-9]*)-.*\.partial(\.[^.]*)?$")
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40]
+_swept: set[str] = set()
+
+
+def partial_prefix(stem: str) -> str:
+    """The start of this process's temporary file names: the pid (and host, for shared file systems)
+    says whose it is, so :func:`sweep_stale_partials` removes only those whose process is gone."""
+    return f"{PARTIAL_PREFIX}{os.getpid()}@{_HOST}-{stem}."
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_partials(folder: str | os.PathLike, *, quiet: bool = False) -> list[Path]:
+    """Remove artcam temporary files in ``folder`` whose writing process is gone (a run killed with
+    SIGKILL or a power cut); say so in one line. Each folder is looked at once per process."""
+    folder = Path(folder)
+    key = str(folder.resolve()) if folder.exists() else str(folder)
+    if key in _swept:
+        return []
+    _swept.add(key)
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    for name in names:
+        m = _PARTIAL_RE.match(name)
+        if not m or m.group(2) != _HOST or _pid_alive(int(m.group(1))):  # another machine's: not ours to judge
+            continue
+        try:
+            (folder / name).unlink()
+            removed.append(folder / name)
+        except OSError:
+            continue
+    if removed and not quiet:
+        shown = ", ".join(p.name for p in removed[:3]) + (f" and {len(removed) - 3} more" if len(removed) > 3 else "")
+        print(f"artcam: removed {len(removed)} stale partial file(s) left in {folder} by an interrupted run: {shown}",
+              file=sys.stderr)
+    return removed
+
+
+def probe_writable(folder: str | os.PathLike) -> Path:
+    """``check_writable_dir``, then really create and remove a file there: permission bits say yes
+    on read-only mounts and pseudo file systems (``/proc``, ``/sys``), so ask the file system itself.
+    Stale partial files from killed runs are removed on the way."""
+    folder = check_writable_dir(Path(folder))
+    sweep_stale_partials(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=partial_prefix("probe"), suffix=".partial", dir=folder)
+    except OSError as e:
+        raise SinkError(f"cannot write in {folder}: {e.strerror or e}", "choose a writable path") from e
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+    return folder
+
+
+def _sink_error(what: str, path: Path, e: OSError) -> SinkError:
+    why = e.strerror or str(e)
+    return SinkError(f"cannot {what} {path}: {why}", "choose a writable path (a normal folder with free space)")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success.
 
-    The suffix is kept so writers that pick a format from the extension (OpenCV, torch) still work.
+    The temporary name is ``.artcam-<pid>@<host>-<stem>.<random>.partial<suffix>``: hidden, recognisable, and
+    owned by this process, so a later run removes it if this one is killed before it can clean up
+    (:func:`sweep_stale_partials`). On any exception, Ctrl-C included, the temporary file is removed
+    and ``path`` keeps its previous content (or stays absent). The suffix is kept so writers that pick a
+    format from the extension (OpenCV, torch) still work.
     """
     path = Path(path)
-    check_writable_dir(path.parent if str(path.parent) else Path("."))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial" + path.suffix, dir=path.parent)
+    parent = path.parent if str(path.parent) else Path(".")
+    check_writable_dir(parent)
+    sweep_stale_partials(parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=partial_prefix(path.stem),
+                                   suffix=".partial" + path.suffix, dir=parent)
+    except OSError as e:
+        raise _sink_error("write", path, e) from e
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -45,7 +132,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as e:
+            raise _sink_error("write", path, e) from e
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
@@ -54,10 +144,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk, a quota, a file system that takes no data
+            raise _sink_error("write", Path(path), e) from e
     return Path(path)
 
 

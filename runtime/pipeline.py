@@ -3,13 +3,17 @@
 Live sources use latest-frame-wins (a one-slot mailbox the capture thread overwrites), so a slow
 model drops frames instead of building lag; finite sources block instead, so no frame is lost.
 Every frame carries stage timestamps; the run ends with a summary of FPS, drops and latency.
+Statistics live in fixed-size structures (counters, a reservoir sample per stage for percentiles,
+the last few hundred frame records), so a ``live`` run keeps flat memory for days.
 """
 
 from __future__ import annotations
 
 import queue
+import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -54,40 +58,101 @@ def percentiles(values, ps=(50, 90, 99)) -> dict[str, float]:
     return {f"p{p}": float(np.percentile(arr, p)) for p in ps}
 
 
+class Reservoir:
+    """Count, mean, min and max of every value, and a uniform random sample of at most ``size`` of them
+    (Vitter's algorithm R) for percentiles: exact up to ``size`` values, a fixed-memory estimate after."""
+
+    __slots__ = ("size", "n", "total", "min", "max", "_buf", "_rng")
+
+    def __init__(self, size: int = 8192, seed: int = 0):
+        self.size = int(size)
+        self.n = 0
+        self.total = 0.0
+        self.min, self.max = float("inf"), float("-inf")
+        self._buf = np.empty(self.size, np.float64)  # allocated once: memory does not grow with the run
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        n = self.n
+        self.n = n + 1
+        self.total += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        if n < self.size:
+            self._buf[n] = value
+        else:
+            j = self._rng.randrange(n + 1)
+            if j < self.size:
+                self._buf[j] = value
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else float("nan")
+
+    def values(self) -> np.ndarray:
+        """The sample (every value so far while fewer than ``size``; arrival order until then)."""
+        return self._buf[: min(self.n, self.size)]
+
+    def __len__(self) -> int:
+        return min(self.n, self.size)
+
+
+STAGES = ("queue", "pre", "infer", "post", "output", "e2e")
+KEEP_RECORDS = 512  # the last frame records, for callers that look at individual frames
+RESERVOIR_SIZE = 8192
+
+
 @dataclass
 class PipelineStats:
+    """What a run did. ``records`` holds only the most recent ``keep_records`` frames (None: all, for
+    bounded benchmark runs); the latency percentiles come from fixed-size per-stage reservoirs."""
+
     frames: int = 0
     captured: int = 0
     dropped: int = 0
     skipped: int = 0
     wall_s: float = 0.0
-    records: list[FrameRecord] = field(default_factory=list)
+    records: deque = field(default_factory=lambda: deque(maxlen=KEEP_RECORDS))
     source: str = ""
     sink: str = ""
     stopped_by: str = ""
+    stages: dict[str, Reservoir] = field(default_factory=lambda: {k: Reservoir(RESERVOIR_SIZE, seed=i)
+                                                                  for i, k in enumerate(STAGES)})
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by == "interrupted"
+
+    def add(self, rec: FrameRecord) -> None:
+        """Count one output frame: O(1) time and no memory growth."""
+        self.records.append(rec)
+        self.frames += 1
+        st = self.stages
+        st["queue"].add(rec.queue_ms)
+        st["pre"].add(rec.pre_ms)
+        st["infer"].add(rec.infer_ms)
+        st["post"].add(rec.post_ms)
+        st["output"].add(rec.output_ms)
+        st["e2e"].add(rec.e2e_ms)
+
     def stage_ms(self) -> dict[str, list[float]]:
-        r = self.records
-        return {
-            "queue": [x.queue_ms for x in r],
-            "pre": [x.pre_ms for x in r],
-            "infer": [x.infer_ms for x in r],
-            "post": [x.post_ms for x in r],
-            "output": [x.output_ms for x in r],
-            "e2e": [x.e2e_ms for x in r],
-        }
+        """Per-stage latency samples in ms: every frame's while the run has fewer than the reservoir
+        size (8192), a uniform sample of that many after."""
+        return {k: self.stages[k].values().tolist() for k in STAGES}
 
     def to_dict(self, ps=(50, 90, 99)) -> dict[str, Any]:
         return {
             "frames": self.frames, "captured": self.captured, "dropped": self.dropped, "skipped": self.skipped,
             "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2), "source": self.source, "sink": self.sink,
             "stopped_by": self.stopped_by,
-            "latency_ms": {k: {n: round(v, 2) for n, v in percentiles(vals, ps).items()}
-                           for k, vals in self.stage_ms().items()},
+            "latency_ms": {k: {n: round(v, 2) for n, v in percentiles(self.stages[k].values(), ps).items()}
+                           for k in STAGES},
         }
 
     def summary(self) -> str:
@@ -132,7 +197,8 @@ class Pipeline:
     in ms) for the per-stage statistics and ``handle(event)`` for sink events such as next style."""
 
     def __init__(self, source: Source, processor: Callable, sink: Sink, *, live: bool | None = None,
-                 queue_size: int = 2, on_frame: Callable[[FrameRecord, dict], None] | None = None):
+                 queue_size: int = 2, on_frame: Callable[[FrameRecord, dict], None] | None = None,
+                 keep_records: int | None = KEEP_RECORDS):
         self.source, self.processor, self.sink = source, processor, sink
         self.live = source.live if live is None else live
         self.queue_size = queue_size
@@ -141,6 +207,7 @@ class Pipeline:
         self._resume = threading.Event()
         self._resume.set()
         self._errors: list[BaseException] = []
+        self.keep_records = keep_records
 
     def stop(self) -> None:
         self._stop.set()
@@ -218,7 +285,8 @@ class Pipeline:
         inbox = LatestSlot() if self.live else queue.Queue(maxsize=self.queue_size)
         outbox: queue.Queue = queue.Queue(maxsize=self.queue_size)
         self.captured = 0
-        stats = PipelineStats(source=getattr(self.source, "description", ""), sink=getattr(self.sink, "description", ""))
+        stats = PipelineStats(source=getattr(self.source, "description", ""), sink=getattr(self.sink, "description", ""),
+                              records=deque(maxlen=self.keep_records))
         threads = [
             threading.Thread(target=self._capture, args=(inbox,), name="artcam-capture", daemon=True),
             threading.Thread(target=self._infer, args=(inbox, outbox), name="artcam-infer", daemon=True),
@@ -264,8 +332,7 @@ class Pipeline:
                     info["name"] = rec.name
                 event = self.sink.write(out, info)
                 rec.t_output = time.perf_counter()
-                stats.records.append(rec)
-                stats.frames += 1
+                stats.add(rec)
                 if self.on_frame is not None:
                     self.on_frame(rec, info)
                 last_frame, last_info = out, info

@@ -1,7 +1,8 @@
 """Where frames go: a window with a HUD, a video file, an image folder, an MJPEG HTTP stream, nowhere.
 
-Every file is written under a temporary name and renamed when complete, so an interrupted run
-never leaves a half-written video or image behind.
+Every file is written under a temporary name beside it (``.artcam-<pid>@<host>-...partial<ext>``) and renamed
+when complete: ``close()`` publishes, ``abort()`` (an interrupted or failed run) discards, so the final
+name holds either the previous file or a complete new one, never a truncated video.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 from .errors import SinkError
-from .fileio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_path, check_writable_dir, write_image
+from .fileio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_path, probe_writable, write_image
 
 # events a sink can return from write(): the pipeline acts on them
 NEXT_STYLE, PREV_STYLE, SNAPSHOT, PAUSE, QUIT = "next", "prev", "snapshot", "pause", "quit"
@@ -31,7 +32,19 @@ class Sink:
         raise NotImplementedError
 
     def close(self) -> None:
-        pass
+        """The run finished: publish what was written."""
+
+    def abort(self) -> None:
+        """The run was interrupted or failed: publish nothing (the previous output stays as it was)."""
+        self.close()
+
+
+def finish(sink: Sink, complete: bool) -> None:
+    """``sink.close()`` when the run is complete, else ``sink.abort()``."""
+    if complete:
+        sink.close()
+    else:
+        sink.abort()
 
 
 class NullSink(Sink):
@@ -127,7 +140,7 @@ class VideoFileSink(Sink):
         if ext not in self.FOURCC:
             raise SinkError(f"cannot write video {self.path}: unsupported extension {ext!r}",
                             f"use one of {' '.join(self.FOURCC)}")
-        check_writable_dir(self.path.parent)
+        probe_writable(self.path.parent)
         self.fps, self.hud = fps, hud
         self.description = f"video {self.path}"
         self.writer = None
@@ -157,26 +170,33 @@ class VideoFileSink(Sink):
             self.writer.release()
             self.writer = None
         if self._ctx is not None:
+            ctx, self._ctx = self._ctx, None
             try:
-                self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+                ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)  # removes the temporary file
             except RuntimeError:
                 pass
-            self._ctx = None
+
+    def abort(self) -> None:
+        self._abort()
 
     def close(self) -> None:
         if self.writer is None:
             return
-        self.writer.release()
-        self.writer = None
-        self._ctx.__exit__(None, None, None)  # rename into place
-        self._ctx = None
+        try:
+            self.writer.release()
+            self.writer = None
+        except BaseException:
+            self._abort()
+            raise
+        ctx, self._ctx = self._ctx, None
+        ctx.__exit__(None, None, None)  # rename into place
 
 
 class FolderSink(Sink):
     """One image per frame; frames from an image folder keep their file names."""
 
     def __init__(self, folder: str | Path, ext: str = ".jpg", hud: bool = False):
-        self.folder = check_writable_dir(Path(folder))
+        self.folder = probe_writable(Path(folder))
         self.ext, self.hud = ext, hud
         self.description = f"folder {self.folder}"
         self.frames = 0
@@ -190,19 +210,28 @@ class FolderSink(Sink):
 
 
 class ImageFileSink(Sink):
-    """A single output image (the last frame written wins)."""
+    """A single output image: the last frame written, written (atomically) when the run completes."""
 
     def __init__(self, path: str | Path, hud: bool = False):
         self.path = Path(path)
-        check_writable_dir(self.path.parent)
+        probe_writable(self.path.parent if str(self.path.parent) else Path("."))
         self.hud = hud
         self.description = f"image {self.path}"
         self.frames = 0
+        self._last: np.ndarray | None = None
 
     def write(self, frame, info):
-        write_image(self.path, draw_hud(frame, info) if self.hud else frame)
+        self._last = draw_hud(frame.copy(), info) if self.hud else frame.copy()  # processors reuse buffers
         self.frames += 1
         return None
+
+    def close(self) -> None:
+        last, self._last = self._last, None
+        if last is not None:
+            write_image(self.path, last)
+
+    def abort(self) -> None:
+        self._last = None
 
 
 class MjpegServerSink(Sink):

@@ -73,6 +73,8 @@ class CaptureSource(Source):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frames_read = 0
+        self.ended_early = False  # a file that ended before its declared frame count (truncated)
 
     def _open(self) -> cv2.VideoCapture:
         tried = []
@@ -94,6 +96,17 @@ class CaptureSource(Source):
             return "check the URL and that the stream is up"
         return "check the path and that OpenCV can decode this format"
 
+    def _check_complete(self) -> None:
+        """At the end of a file: say so in one line when it ended before its declared frame count."""
+        declared, got = self.frame_count, self.frames_read
+        if self.ended_early or self.live or self.reconnect or declared <= 0 or got >= declared:
+            return
+        if declared - got <= max(1, declared // 100):  # containers often declare an estimate
+            return
+        self.ended_early = True
+        _warn(f"{self.description} ended after {got} of its {declared} declared frames "
+              "(the file is truncated or damaged); the output has the frames that could be read")
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         failures = 0
         while True:
@@ -101,11 +114,14 @@ class CaptureSource(Source):
             t = time.perf_counter()
             if ok and frame is not None:
                 failures = 0
+                self.frames_read += 1
                 if frame.ndim == 2 or frame.shape[2] != 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_BGRA2BGR)
                 yield frame, t
                 continue
             if self.loop and not self.reconnect:
+                if self.frames_read and self.frames_read <= self.frame_count:
+                    self._check_complete()
                 self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, frame = self.cap.read()
                 if not ok:
@@ -113,6 +129,7 @@ class CaptureSource(Source):
                 yield frame, time.perf_counter()
                 continue
             if not self.reconnect:
+                self._check_complete()
                 return
             failures += 1
             if failures > self.max_retries:

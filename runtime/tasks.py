@@ -127,7 +127,30 @@ class Stylizer(_Task):
             w = np.asarray(style, np.float32).reshape(1, -1)
             if w.shape[1] != n:
                 raise InputError(f"style weights have {w.shape[1]} values, the model has {n} styles")
+            self._check_weights(np.asarray(style, np.float64).reshape(-1))
             self.weights[:] = w
+
+    MAX_STYLE_WEIGHT = 10.0  # 1 is a style at its trained strength; far above, the output saturates
+
+    def _check_weights(self, w: np.ndarray) -> None:
+        """Finite, not negative, not huge, and at least one style with a positive weight."""
+        def named(i: int) -> str:
+            return f"{self.styles[i]!r}" if i < len(self.styles) else f"#{i}"
+
+        hint = f"give weights in 0..{self.MAX_STYLE_WEIGHT:g}, e.g. --style {self.styles[0]}:0.7,{self.styles[-1]}:0.3"
+        bad = np.flatnonzero(~np.isfinite(w))
+        if bad.size:
+            raise InputError(f"--style weight {w[bad[0]]} for {named(bad[0])} is not a finite number", hint)
+        bad = np.flatnonzero(w < 0)
+        if bad.size:
+            raise InputError(f"--style weight {w[bad[0]]:g} for {named(bad[0])} is negative", hint)
+        bad = np.flatnonzero(w > self.MAX_STYLE_WEIGHT)
+        if bad.size:
+            raise InputError(f"--style weight {w[bad[0]]:g} for {named(bad[0])} is above {self.MAX_STYLE_WEIGHT:g}", hint)
+        if w.sum() > self.MAX_STYLE_WEIGHT:
+            raise InputError(f"--style weights add up to {w.sum():g}, above {self.MAX_STYLE_WEIGHT:g}", hint)
+        if not (w > 0).any():
+            raise InputError("--style weights are all zero: at least one style needs a positive weight", hint)
 
     def _parse_mix(self, text: str) -> np.ndarray:
         """``starry_night:0.7,great_wave:0.3`` (names or indices) -> a weight vector."""
@@ -145,6 +168,8 @@ class Stylizer(_Task):
             else:
                 raise InputError(f"unknown style {name!r}", f"this model has: {', '.join(self.styles)}")
             w[idx] += value
+            if not np.isfinite(value) or value < 0:  # checked before += hides it (inf + -inf, -1 + 2)
+                self._check_weights(np.where(np.arange(len(w)) == idx, value, 0.0))
         return w
 
     def step_style(self, delta: int) -> None:

@@ -188,6 +188,8 @@ def test_folder_and_image_sinks(tmp_path):
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000001.jpg", "kodim01.jpg"]
     one = S.open_sink(str(tmp_path / "one.png"), hud=True)
     one.write(np.zeros((50, 200, 3), np.uint8), {"fps": 30.0, "latency_ms": 12, "style": "wave"})
+    assert not (tmp_path / "one.png").exists()  # published when the run completes
+    one.close()
     assert read_image(tmp_path / "one.png").max() > 0  # the HUD drew text
 
 
