@@ -159,6 +159,28 @@ def test_resume_is_exact(tmp_path, cifar_npz, mix):
     assert load_checkpoint(part / "last.pt", "classify")["step"] == 12
 
 
+def test_killed_mid_epoch_resumes_from_the_periodic_checkpoint(tmp_path, cifar_npz, monkeypatch):
+    """--ckpt-every-steps writes last.pt mid-epoch; a run killed later resumes there and ends as an unkilled one."""
+    common = ["--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3", "--ckpt-every-steps", "2"]
+    full = _train(tmp_path, *common, data=f"cifar10:{cifar_npz}", out="full")
+    real = classify.mix_batch
+
+    def killed_at_step_5(x, y, mixup, cutmix, key):
+        if key[1] == 5:
+            raise KeyboardInterrupt
+        return real(x, y, mixup, cutmix, key)
+
+    monkeypatch.setattr(classify, "mix_batch", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, *common, data=f"cifar10:{cifar_npz}", out="part")
+    assert load_checkpoint(tmp_path / "part" / "last.pt", "classify")["step"] == 4  # mid-epoch (6 steps/epoch)
+    monkeypatch.setattr(classify, "mix_batch", real)
+    _train(tmp_path, *common, "--resume", str(tmp_path / "part" / "last.pt"), data=f"cifar10:{cifar_npz}", out="part")
+    a, b = _weights(full / "last.pt"), _weights(tmp_path / "part" / "last.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+
+
 def test_mix_batch_mixup_and_cutmix():
     x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 16, 20).contiguous()
     y = torch.arange(4)

@@ -383,6 +383,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many steps")
+    ap.add_argument("--ckpt-every-steps", type=int, default=0, metavar="N",
+                    help="also write the resumable last.pt every N steps, mid-epoch (0: off)")
+    ap.add_argument("--ckpt-every-minutes", type=float, default=10.0, metavar="M",
+                    help="also write the resumable last.pt every M minutes, mid-epoch (0: off), so a killed run "
+                         "loses at most M minutes")
     ap.add_argument("--no-export", action="store_true", help="do not write OUT/<name>.onnx from best.pt")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
@@ -574,6 +579,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         })
 
     stopped = False
+    last_save = time.perf_counter()
     while step < total and not stopped:
         epoch, first = divmod(step, steps_per_epoch)
         train_mode(model, fixed_norm=config.get("fixed_norm", False))
@@ -612,6 +618,11 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
             if args.max_steps is not None and step >= args.max_steps:
                 stopped = True
                 break
+            due = (args.ckpt_every_steps and step % args.ckpt_every_steps == 0) or \
+                (args.ckpt_every_minutes and time.perf_counter() - last_save > args.ckpt_every_minutes * 60)
+            if main_proc and due and step % steps_per_epoch:  # epoch ends write their own
+                checkpoint(out / "last.pt")
+                last_good, last_save = str(out / "last.pt"), time.perf_counter()
         if main_proc:
             if stopped and step % steps_per_epoch:
                 checkpoint(out / "last.pt")
