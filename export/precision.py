@@ -13,7 +13,6 @@ Q/DQ ONNX runs on ONNX Runtime CPU and is what TensorRT 10/11 want for INT8 (exp
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from artcam.runtime.errors import ArtcamError
+from artcam.runtime.fileio import work_dir
 
 SENSITIVE_OPS = (
     "InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization",
@@ -245,7 +245,8 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
         raise ArtcamError(f"unknown calibration method {opts.method!r}", f"use one of {', '.join(CALIBRATION_METHODS)}")
     if not feeds:
         raise ArtcamError("INT8 calibration needs data", "pass --data DIR with real images")
-    with tempfile.TemporaryDirectory(prefix="artcam-int8-") as tmp:
+    with work_dir("int8") as tmp_path:
+        tmp = str(tmp_path)
         pre = _preprocess(onnx_bytes, tmp)
         q = _quantize_file(pre, feeds, opts, tmp, log)
         if opts.keep_fp32 > 0:

@@ -106,6 +106,55 @@ def _sink_error(what: str, path: Path, e: OSError) -> SinkError:
     return SinkError(f"cannot {what} {path}: {why}", "choose a writable path (a normal folder with free space)")
 
 
+_WORK_RE = re.compile(r"^[a-z0-9]+-(\d+)@([A-Za-z0-9]*)-")
+
+
+def work_root() -> Path:
+    """The one folder under the system temp directory where artcam keeps scratch folders."""
+    return Path(tempfile.gettempdir()) / "artcam"
+
+
+def sweep_stale_work_dirs(root: str | os.PathLike | None = None, *, quiet: bool = False) -> list[Path]:
+    """Remove scratch folders under :func:`work_root` whose process is gone (killed runs); one line if any."""
+    import shutil
+
+    root = Path(root) if root is not None else work_root()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    for name in names:
+        m = _WORK_RE.match(name)
+        if not m or m.group(2) != _HOST or _pid_alive(int(m.group(1))):
+            continue
+        shutil.rmtree(root / name, ignore_errors=True)
+        removed.append(root / name)
+    if removed and not quiet:
+        print(f"artcam: removed {len(removed)} scratch folder(s) left in {root} by interrupted runs", file=sys.stderr)
+    return removed
+
+
+@contextlib.contextmanager
+def work_dir(kind: str) -> Iterator[Path]:
+    """A scratch folder ``<tmp>/artcam/<kind>-<pid>@<host>-XXXX``, removed on exit; while it is open, Python's
+    own temporary files (e.g. ONNX Runtime's quantisation folders) go inside it too, so a killed run leaves
+    one folder that the next run's sweep removes, not litter across the temp directory."""
+    import shutil
+
+    root = work_root()
+    root.mkdir(parents=True, exist_ok=True)
+    sweep_stale_work_dirs(root)
+    path = Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}@{_HOST}-", dir=root))
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(path)
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success.

@@ -429,3 +429,29 @@ def test_unexpected_pipeline_failure_publishes_nothing(tmp_path):
 def test_sink_error_type_for_unwritable_atomic_write():
     with pytest.raises(SinkError):
         write_image("/proc/artcam_x.png", np.zeros((4, 4, 3), np.uint8))
+
+
+def test_int8_scratch_lives_in_one_artcam_folder_and_killed_runs_are_swept(tmp_path, monkeypatch, capsys):
+    """INT8 export's scratch (and ONNX Runtime's temp files) go under <tmp>/artcam/int8-<pid>@<host>-*; a folder
+    whose process is gone is removed by the next run, a live one is left alone."""
+    import tempfile as tf
+
+    from artcam.runtime import fileio
+
+    monkeypatch.setattr(tf, "tempdir", str(tmp_path))
+    root = fileio.work_root()
+    assert root == tmp_path / "artcam"
+    root.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = root / f"int8-{dead.pid}@{fileio._HOST}-abc"
+    (stale / "ort.quant.x").mkdir(parents=True)
+    live = root / f"int8-{os.getpid()}@{fileio._HOST}-def"
+    live.mkdir()
+    with fileio.work_dir("int8") as scratch:
+        assert scratch.parent == root and scratch.name.startswith(f"int8-{os.getpid()}@")
+        inner = Path(tf.mkdtemp())  # what onnxruntime.quantization does for its calibration files
+        assert inner.parent == scratch
+    assert not scratch.exists() and not stale.exists() and live.exists()
+    assert tf.tempdir == str(tmp_path)
+    assert "removed 1 scratch folder" in capsys.readouterr().err
