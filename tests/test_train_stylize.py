@@ -337,3 +337,29 @@ def test_peer_paintings_runs_the_peer_on_our_own_painting(data):
     assert 0 <= out.min() and out.max() <= 1 and np.abs(out - rgb).mean() > 0.02  # restyled, not passed through
 
 
+
+
+@pytest.mark.reliability
+def test_ctrl_c_mid_training_exits_130_and_keeps_a_loadable_checkpoint(data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "artcam.runtime.cli", "train", "stylize", "--recipe", str(_recipe(data, tmp_path)),
+           "--out", str(out), f"data.root={data['root']}", "train.steps=100000", "--no-export"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (out / "last.pt").is_file() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    assert (out / "last.pt").is_file(), p.stderr.read() if p.poll() is not None else "no checkpoint in 120 s"
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert load_checkpoint(out / "last.pt", "stylize")["step"] >= 1  # the last atomic save, whole
+    assert not [f for f in os.listdir(out) if "partial" in f]
