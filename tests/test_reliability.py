@@ -455,3 +455,32 @@ def test_int8_scratch_lives_in_one_artcam_folder_and_killed_runs_are_swept(tmp_p
     assert not scratch.exists() and not stale.exists() and live.exists()
     assert tf.tempdir == str(tmp_path)
     assert "removed 1 scratch folder" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_int8_export_exits_130_and_leaves_nothing(tmp_path):
+    """SIGINT while INT8 calibration runs: exit 130, no model under the final name, no scratch left behind."""
+    pytest.importorskip("onnx", reason="INT8 export needs the export extra")
+    shipped = Path(__file__).resolve().parents[1] / "runtime" / "models" / "stylizer_nano.onnx"
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        cv2.imwrite(str(data / f"{i}.jpg"), rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    out = tmp_path / "q.onnx"
+    env = {**os.environ, "TMPDIR": str(scratch_root), "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "artcam.runtime.cli", "export", str(shipped), "--int8", "--data",
+                          str(data), "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    work = scratch_root / "artcam"
+    while time.time() < deadline and p.poll() is None and not (work.is_dir() and any(work.iterdir())):
+        time.sleep(0.1)
+    assert p.poll() is None, f"export ended before calibration could be interrupted: {p.stderr.read()[-1000:]}"
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob("*partial*"))
+    assert not any(work.iterdir())  # the scratch folder went with the run
