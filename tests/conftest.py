@@ -8,6 +8,28 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# Every CLI run of the reliability tests (tests/test_reliability.py records them), summed up in one table
+# at the end of the session: what was tried and how it ended.
+RELIABILITY_PROBES: list[dict] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RELIABILITY_PROBES:
+        return
+    p = RELIABILITY_PROBES
+    rows = [
+        ("CLI runs tried (bad inputs, interrupts, good runs)", len(p)),
+        ("ended with a clear one-line error (exit 2)", sum(r["clear_error"] for r in p)),
+        ("interrupted (exit 130 / 143)", sum(r["rc"] in (130, 143) for r in p)),
+        ("finished (exit 0)", sum(r["rc"] == 0 for r in p)),
+        ("tracebacks", sum(r["traceback"] for r in p)),
+        ("hangs (no exit within the time limit)", sum(r["hang"] for r in p)),
+        ("partial files left beside outputs", sum(r["partials"] for r in p)),
+    ]
+    terminalreporter.write_sep("-", "reliability probes")
+    for name, n in rows:
+        terminalreporter.write_line(f"{name:<52s} {n:5d}")
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

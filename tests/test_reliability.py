@@ -74,9 +74,30 @@ def _env(zoo):
     return env
 
 
-def artcam(args, zoo, timeout=120):
-    return subprocess.run([sys.executable, "-m", "artcam.runtime.cli", *map(str, args)], capture_output=True,
-                          text=True, env=_env(zoo), timeout=timeout)
+def record(args, proc=None, hang: bool = False):
+    """Add one CLI run to the session's reliability table (conftest.RELIABILITY_PROBES)."""
+    import conftest
+
+    folders = {Path(a).parent for a in map(str, args) if "/" in a and Path(a).parent.is_dir()
+               and not str(Path(a).parent).startswith(("/proc", "/sys"))}
+    err = proc.stderr or "" if proc is not None else ""
+    lines = [x for x in err.splitlines() if x.startswith("artcam") and "error" in x]
+    rc = None if proc is None else proc.returncode
+    conftest.RELIABILITY_PROBES.append({
+        "args": [str(a) for a in args], "rc": rc, "traceback": "Traceback" in err, "hang": hang,
+        "clear_error": rc == 2 and "Traceback" not in err and len(lines) == 1,
+        "partials": sum(len(_partials(f)) for f in folders)})
+    return proc
+
+
+def artcam(args, zoo, timeout=120, cwd=None):
+    cmd = [sys.executable, "-m", "artcam.runtime.cli", *map(str, args)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=_env(zoo), timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        record(args, hang=True)
+        raise
+    return record(args, p)
 
 
 def _partials(folder: Path) -> list[str]:
@@ -106,7 +127,15 @@ def _start_and_wait_for_partial(args, zoo, out_dir: Path, timeout=60.0):
             pytest.fail(f"no partial file appeared (exit {proc.returncode}):\n{err}")
         time.sleep(0.01)
     time.sleep(0.2)  # well inside the run: a few dozen of the 600 frames are written
+    proc.artcam_args = args
     return proc
+
+
+def _wait(proc) -> tuple[str, str]:
+    """Collect an interrupted run's output and add it to the reliability table."""
+    out, err = proc.communicate(timeout=60)
+    record(proc.artcam_args, subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return out, err
 
 
 def test_sigint_on_video_stylize_exits_130_and_publishes_nothing(zoo, media, tmp_path):
@@ -116,7 +145,7 @@ def test_sigint_on_video_stylize_exits_130_and_publishes_nothing(zoo, media, tmp
     proc = _start_and_wait_for_partial(["stylize", media / "long.avi", "--style-model", TINY, "--size", "1024",
                                         "-o", out], zoo, tmp_path)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = _wait(proc)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "not written" in stderr and "Traceback" not in stderr
     assert out.read_bytes() == b"the previous, complete output"  # untouched
@@ -127,7 +156,7 @@ def test_sigint_on_video_stylize_exits_130_and_publishes_nothing(zoo, media, tmp
     proc = _start_and_wait_for_partial(["stylize", media / "long.avi", "--style-model", TINY, "--size", "1024",
                                         "-o", out], zoo, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = _wait(proc)
     assert proc.returncode == 143, stderr
     assert not out.exists() and _partials(tmp_path) == []
 
@@ -287,8 +316,7 @@ def test_bad_numeric_options_exit_2(zoo, media, tmp_path, args, option):
     (["bench", "--bogus"], "unrecognized arguments"),
 ])
 def test_every_command_answers_bad_input_with_exit_2(zoo, media, args, needle):
-    p = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", *args], capture_output=True, text=True,
-                       env=_env(zoo), timeout=120, cwd=media)
+    p = artcam(args, zoo, cwd=media)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert needle in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
 
@@ -401,7 +429,7 @@ def test_live_to_file_interrupted_keeps_an_open_ended_recording(zoo, tmp_path):
     proc = _start_and_wait_for_partial(["live", "--source", "sample", "--source-size", "48x64", "--style-model",
                                         TINY, "-o", out, "--json"], zoo, tmp_path)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = _wait(proc)
     assert proc.returncode == 130 and "holds them" in stderr, stderr
     assert json.loads(stdout.strip().splitlines()[-1])["stopped_by"] == "interrupted"
     assert out.exists() and _partials(tmp_path) == []
@@ -409,7 +437,7 @@ def test_live_to_file_interrupted_keeps_an_open_ended_recording(zoo, tmp_path):
     proc = _start_and_wait_for_partial(["live", "--source", "sample", "--source-size", "48x64", "--style-model",
                                         TINY, "-o", out, "--frames", "100000"], zoo, tmp_path)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = _wait(proc)
     assert proc.returncode == 130 and "not written" in stderr, stderr
     assert not out.exists() and _partials(tmp_path) == []
 
