@@ -512,3 +512,30 @@ def test_ctrl_c_during_int8_export_exits_130_and_leaves_nothing(tmp_path):
     assert "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("*partial*"))
     assert not any(work.iterdir())  # the scratch folder went with the run
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigint_at_a_random_point_of_a_folder_run_leaves_only_whole_files(zoo, tmp_path, seed):
+    """Stylizing a folder, interrupted at a random moment: every file in the output folder is a whole,
+    readable image (each is published atomically), none is a partial, and the exit code says how it ended."""
+    rng = np.random.default_rng(seed)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(200):
+        cv2.imwrite(str(src / f"{i:03d}.jpg"), rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    args = ["stylize", src, "--style-model", TINY, "--size", "1024", "-o", out]
+    proc = subprocess.Popen([sys.executable, "-m", "artcam.runtime.cli", *map(str, args)], env=_env(zoo),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.artcam_args = args
+    t0 = time.monotonic()
+    while not (out.exists() and any(out.iterdir())) and proc.poll() is None and time.monotonic() - t0 < 60:
+        time.sleep(0.01)
+    time.sleep(float(rng.uniform(0.0, 0.5)))  # somewhere inside the run
+    proc.send_signal(signal.SIGINT)
+    _, err = _wait(proc)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    written = sorted(out.iterdir()) if out.exists() else []
+    assert _partials(out) == [] if out.exists() else True
+    for f in written:
+        assert cv2.imread(str(f)) is not None, f"{f.name} is not a whole image"
+    assert 0 < len(written) < 200  # it was stopped mid-folder
