@@ -363,3 +363,31 @@ def test_ctrl_c_mid_training_exits_130_and_keeps_a_loadable_checkpoint(data, tmp
     assert "Traceback" not in err
     assert load_checkpoint(out / "last.pt", "stylize")["step"] >= 1  # the last atomic save, whole
     assert not [f for f in os.listdir(out) if "partial" in f]
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sigkill_at_a_random_point_of_training_then_resume(data, tmp_path, seed):
+    """kill -9 mid-run (possibly mid-save): last.pt is the previous whole checkpoint, and --resume goes on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    recipe = _recipe(data, tmp_path)
+    cmd = [sys.executable, "-m", "artcam.runtime.cli", "train", "stylize", "--recipe", str(recipe), "--out", str(out),
+           f"data.root={data['root']}", "train.steps=100000", "--no-export"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (out / "last.pt").is_file() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    time.sleep(float(np.random.default_rng(seed).uniform(0.0, 1.0)))
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    step = load_checkpoint(out / "last.pt", "stylize")["step"]
+    assert step >= 1
+    _run(data, tmp_path, "--no-export", "--resume", str(out / "last.pt"), f"train.steps={step + 2}", recipe=recipe)
+    assert load_checkpoint(out / "last.pt", "stylize")["step"] == step + 2
+    assert not [f for f in os.listdir(out) if "partial" in f]  # a save cut by the kill was swept
