@@ -56,6 +56,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _orphans(folder: Path, pattern: re.Pattern) -> list[str]:
+    """Names in ``folder`` matching ``pattern`` (groups: pid, host) whose process on this host is gone;
+    another machine's entries are not ours to judge."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        m = pattern.match(name)
+        if m and m.group(2) == _HOST and not _pid_alive(int(m.group(1))):
+            out.append(name)
+    return out
+
+
 def sweep_stale_partials(folder: str | os.PathLike, *, quiet: bool = False) -> list[Path]:
     """Remove artcam temporary files in ``folder`` whose writing process is gone (a run killed with
     SIGKILL or a power cut); say so in one line. Each folder is looked at once per process."""
@@ -65,14 +80,7 @@ def sweep_stale_partials(folder: str | os.PathLike, *, quiet: bool = False) -> l
         return []
     _swept.add(key)
     removed = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    for name in names:
-        m = _PARTIAL_RE.match(name)
-        if not m or m.group(2) != _HOST or _pid_alive(int(m.group(1))):  # another machine's: not ours to judge
-            continue
+    for name in _orphans(folder, _PARTIAL_RE):
         try:
             (folder / name).unlink()
             removed.append(folder / name)
@@ -120,14 +128,7 @@ def sweep_stale_work_dirs(root: str | os.PathLike | None = None, *, quiet: bool 
 
     root = Path(root) if root is not None else work_root()
     removed = []
-    try:
-        names = os.listdir(root)
-    except OSError:
-        return []
-    for name in names:
-        m = _WORK_RE.match(name)
-        if not m or m.group(2) != _HOST or _pid_alive(int(m.group(1))):
-            continue
+    for name in _orphans(root, _WORK_RE):
         shutil.rmtree(root / name, ignore_errors=True)
         removed.append(root / name)
     if removed and not quiet:
