@@ -10,12 +10,13 @@ hit both alike; medians and their ratio are reported.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
 import numpy as np
+
+from artcam.runtime.cli import ArgParser
 
 
 def objects_only(onnx_bytes: bytes, keep: str = "objects") -> bytes:
@@ -29,19 +30,12 @@ def objects_only(onnx_bytes: bytes, keep: str = "objects") -> bytes:
     return sub.SerializeToString()
 
 
-def _session(data: bytes, threads: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-
-
 def measure(two_head: bytes, runs: int, threads: int, warmup: int = 10) -> dict:
+    from artcam.runtime.backends.onnxrt import make_session
+
     one_head = objects_only(two_head)
-    sessions = {"one_head": _session(one_head, threads), "two_head": _session(two_head, threads)}
+    sessions = {"one_head": make_session(one_head, threads=threads),
+                "two_head": make_session(two_head, threads=threads)}
     shape = [d if isinstance(d, int) else 1 for d in sessions["two_head"].get_inputs()[0].shape]
     name = sessions["two_head"].get_inputs()[0].name
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
@@ -65,7 +59,7 @@ def measure(two_head: bytes, runs: int, threads: int, warmup: int = 10) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m artcam.benchmarks.classifier_heads", description=__doc__.split("\n")[0])
+    ap = ArgParser(prog="python -m artcam.benchmarks.classifier_heads", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="classifier_lite0", help="two-head classifier (shipped name or .onnx path)")
     ap.add_argument("--runs", type=int, default=300, help="timed inferences per model, alternating")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")

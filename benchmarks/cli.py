@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
 
 from . import model_bench as mb
@@ -17,17 +18,12 @@ from .compare import DEFAULT_THRESHOLD, compare, regressions
 from .compare import table as compare_table
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse errors become one-line artcam errors (exit 2)
-        raise ArtcamError(f"{self.prog}: {message}", f"see `{self.prog} --help`")
-
-
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = ArgParser(
         prog="artcam bench",
         description="Latency of models across backends, precisions, input sizes and batch sizes "
                     "(trtexec-style statistics, FLOPs, interleaved comparisons). "

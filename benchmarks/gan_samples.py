@@ -1,6 +1,6 @@
 """A picture for the README: generated paintings beside real ones, one row pair per style.
 
-    python -m artcam.benchmarks.gan_samples [--model generator_art64] [--data ../shared/data/art] -o gan_samples.png
+    python -m artcam.benchmarks.gan_samples [--model generator_art64] [--data DIR] -o gan_samples.png
 
 For each class of a conditional generator: a row of samples (seeded) above a row of randomly
 chosen real paintings of that style, prepared as the trainer prepares them (letterbox trimmed,
@@ -10,14 +10,13 @@ above one block of real paintings. Uses only the ONNX model through the runtime.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "art"
+from artcam.runtime.cli import ArgParser
 
 
 def _label(img: np.ndarray, text: str, width: int) -> np.ndarray:
@@ -39,9 +38,10 @@ def real_paintings(folder: Path, n: int, size: int, rng: np.random.Generator) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.gan_samples", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.gan_samples", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="generator_art64")
-    p.add_argument("--data", default=str(DATA), help="the paintings the model was trained on")
+    p.add_argument("--data", default=None, help="the paintings the model was trained on (default: "
+                                                 "$ARTCAM_DATA/art, else ../shared/data/art)")
     p.add_argument("-n", type=int, default=8, help="images per row")
     p.add_argument("--seed", default="0")
     p.add_argument("--scale", type=int, default=2, help="upscale factor for viewing (nearest)")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
 
     from artcam.runtime.errors import InputError
-    from artcam.runtime.fileio import write_image
+    from artcam.runtime.fileio import data_root, write_image
     from artcam.runtime.latent_walk import make_grid, parse_seed
     from artcam.runtime.loading import load_model
     from artcam.runtime.processing import ImagePostprocessor
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(seed)
     m = load_model(a.model, task="generate", device="cpu")
     meta = m.meta
-    data = Path(a.data)
+    data = Path(a.data) if a.data else data_root("art")
     try:
         labels = meta.classes.labels if meta.classes else ()
         rows = []

@@ -8,23 +8,13 @@ changes) from favouring either side; the ratio of medians is the figure to quote
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 
 import numpy as np
 
-
-def _session(data: bytes, threads: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+from artcam.runtime.cli import ArgParser
 
 
 def _feed(path: str, data: bytes, sess, size):
@@ -36,8 +26,10 @@ def _feed(path: str, data: bytes, sess, size):
 
 
 def measure(a_path: str, b_path: str, size=(480, 640), runs: int = 50, warmup: int = 5, threads: int = 0) -> dict:
+    from artcam.runtime.backends.onnxrt import make_session
+
     a_data, b_data = open(a_path, "rb").read(), open(b_path, "rb").read()
-    sa, sb = _session(a_data, threads), _session(b_data, threads)
+    sa, sb = make_session(a_data, threads=threads), make_session(b_data, threads=threads)
     # each model gets the same image through its own metadata (a style-frozen model has no style input)
     feeds = {"a": _feed(a_path, a_data, sa, size), "b": _feed(b_path, b_data, sb, size)}
     feed = feeds["a"]
@@ -60,7 +52,7 @@ def measure(a_path: str, b_path: str, size=(480, 640), runs: int = 50, warmup: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m artcam.benchmarks.int8_speed", description=__doc__.splitlines()[0])
+    ap = ArgParser(prog="python -m artcam.benchmarks.int8_speed", description=__doc__.splitlines()[0])
     ap.add_argument("a", help="baseline model (FP32)")
     ap.add_argument("b", help="model to compare (INT8)")
     ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"),

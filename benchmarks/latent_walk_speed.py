@@ -13,7 +13,6 @@ also counts the waits for a core, CPU time is what the frame costs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from artcam.runtime.cli import ArgParser
 
 
 def export_untrained(size: int, g_base: int, classes: int, folder: Path) -> Path:
@@ -86,7 +87,7 @@ class WalkCase:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.latent_walk_speed", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.latent_walk_speed", description=__doc__.splitlines()[0])
     p.add_argument("--model", action="append", default=None,
                    help="generator name or path (repeatable; default: the shipped generator_art64 if present)")
     p.add_argument("--no-untrained", action="store_true", help="skip the untrained 128-px family members")

@@ -708,13 +708,9 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = lambda m: print
 
 
 def _probe_specs(data: bytes):
-    import onnxruntime as ort
+    from artcam.runtime.backends.onnxrt import OrtRunner, make_session
 
-    from artcam.runtime.backends.onnxrt import OrtRunner
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+    sess = make_session(data)
     return [OrtRunner._spec(i) for i in sess.get_inputs()]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
 
 from . import envinfo, report, stats
@@ -258,11 +259,9 @@ def write_pipeline_reports(doc: dict, out_dir, log) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import _Parser
-
-    p = _Parser(prog="artcam bench pipeline",
-                description="Per-stage and end-to-end latency, FPS and drops of the live pipeline, "
-                            "single-stream and live.")
+    p = ArgParser(prog="artcam bench pipeline",
+                  description="Per-stage and end-to-end latency, FPS and drops of the live pipeline, "
+                              "single-stream and live.")
     p.add_argument("--source", default="sample", help="sample (default), a video, an image folder, a camera index...")
     p.add_argument("--source-size", default="480x640", help="sample/camera frame size HxW (default 480x640)")
     p.add_argument("--source-fps", type=float, default=None,
@@ -287,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_processor(a):
     """The same FrameProcessor `artcam live` runs, from the same loaders."""
-    from artcam.runtime.commands import FrameProcessor
     from artcam.runtime.loading import load_model
+    from artcam.runtime.pipeline import FrameProcessor
     from artcam.runtime.tasks import Classifier, Stylizer
     from artcam.runtime.zoo import DEFAULT_CLASSIFIER, DEFAULT_STYLIZER
 

@@ -12,13 +12,13 @@ Building the identity model needs the ``onnx`` package (export extra); the runti
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
 
 from . import envinfo, report, stats
@@ -84,8 +84,8 @@ def _pipeline(open_src, processor, frames: int, stage_ms: dict | None = None) ->
 def measure(source: str = "sample", frames: int = 150, rounds: int = 5, size=(480, 640), threads: int = 0,
             fps: float | None = None, log=lambda m: print(m, file=sys.stderr)) -> dict:
     """``fps=None``: both sides as fast as they go (the strict test); else the source is paced like a camera."""
-    from artcam.runtime.commands import FrameProcessor
     from artcam.runtime.loading import load_model
+    from artcam.runtime.pipeline import FrameProcessor
     from artcam.runtime.sources import open_source
     from artcam.runtime.tasks import Stylizer
 
@@ -132,7 +132,7 @@ def measure(source: str = "sample", frames: int = 150, rounds: int = 5, size=(48
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.pipeline_overhead", description=__doc__.split("\n\n")[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.pipeline_overhead", description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="sample", help="sample (default) or a video / image folder")
     p.add_argument("--frames", type=int, default=150, help="frames per round and side (default 150)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")

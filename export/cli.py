@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from artcam.runtime.backends.onnxrt import make_session
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError, ModelError
 
 from . import parity
@@ -29,8 +31,8 @@ TRAINERS = {"classify": "artcam.training.classify", "stylize": "artcam.training.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="artcam export", description="Export a checkpoint or ONNX model to a verified "
-                                "ONNX (FP32/FP16/INT8), TensorRT engine or Triton model repository entry.")
+    p = ArgParser(prog="artcam export", description="Export a checkpoint or ONNX model to a verified "
+                  "ONNX (FP32/FP16/INT8), TensorRT engine or Triton model repository entry.")
     p.add_argument("source", help="trainer checkpoint (.pt) or an ONNX model (.onnx)")
     p.add_argument("--format", choices=("onnx", "engine", "triton"), default="onnx")
     p.add_argument("-o", "--out", help="output file (onnx/engine) or Triton repository folder")
@@ -146,7 +148,7 @@ def source_from_checkpoint(path: Path, args, feeds_images) -> Source:
     if args.simplify:
         data = simplify_onnx(data)
     check_onnx(data, "the exported graph")
-    sess = parity.ort_session(data)
+    sess = make_session(data)
     feeds = parity.make_feeds(meta, parity.ort_inputs(sess), feeds_images, size=_verify_size(args, meta))
     cmp = parity.compare("ONNX Runtime vs PyTorch", parity.run_torch(model, feeds, spec["output_names"]),
                          parity.run_ort(sess, feeds), meta, Tolerance(max_abs=args.atol))
@@ -165,8 +167,8 @@ def source_from_onnx(path: Path, args) -> Source:
     if args.simplify:
         slim = simplify_onnx(data)
         feeds = _feeds_for(slim, meta, args, _images(args, args.verify_count)[0])
-        cmp = parity.compare("simplified vs original ONNX", parity.run_ort(parity.ort_session(data), feeds),
-                             parity.run_ort(parity.ort_session(slim), feeds), meta, Tolerance(max_abs=args.atol))
+        cmp = parity.compare("simplified vs original ONNX", parity.run_ort(make_session(data), feeds),
+                             parity.run_ort(make_session(slim), feeds), meta, Tolerance(max_abs=args.atol))
         _gate(cmp, args)
         report["simplified_vs_original"] = cmp.to_dict()
         data = slim
@@ -197,7 +199,7 @@ def _images(args, n: int, exclude: set | None = None):
 
 
 def _feeds_for(data: bytes, meta, args, images):
-    sess = parity.ort_session(data)
+    sess = make_session(data)
     return parity.make_feeds(meta, parity.ort_inputs(sess), images, size=_verify_size(args, meta))
 
 
@@ -229,12 +231,15 @@ def _with_precision(meta, **info):
 
 
 def _default_out(args, stem: str, suffix: str) -> Path:
-    """``-o FILE`` as given; ``-o DIR`` (an existing folder) or no ``-o``: the default name, there or here."""
+    """``-o FILE`` as given; ``-o DIR`` (an existing folder) or no ``-o``: the default name, there or here.
+    A default name never lands on a shipped model (``runtime/models``): that takes ``-o FILE``."""
+    from artcam.runtime.zoo import check_not_shipped
+
     tag = "_int8" if args.int8 else "_fp16" if args.half else ""
     if not args.out:
-        return Path(f"{stem}{tag}{suffix}")
+        return check_not_shipped(Path(f"{stem}{tag}{suffix}"))
     out = Path(args.out)
-    return out / f"{Path(stem).name}{tag}{suffix}" if out.is_dir() else out
+    return check_not_shipped(out / f"{Path(stem).name}{tag}{suffix}") if out.is_dir() else out
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -248,9 +253,9 @@ def main(argv: list[str]) -> int:
     if args.half and args.int8:
         raise ArtcamError("--half and --int8 are exclusive", "INT8 engines use FP16 for unquantised layers anyway")
     if args.format == "engine" or (args.format == "triton" and args.triton_plan):
-        from .tensorrt_build import import_tensorrt
+        from artcam.runtime.backends.trt_build import import_trt
 
-        import_tensorrt()  # fail before minutes of verification, not after
+        import_trt()  # fail before minutes of verification, not after
     t0 = time.perf_counter()
     report: dict[str, Any] = {"source": str(src_path), "format": args.format, "argv": ["artcam", "export", *argv]}
 
@@ -272,7 +277,7 @@ def main(argv: list[str]) -> int:
         data, meta = _freeze(args, data, meta, verify_images, report)
         src.stem = meta.name
 
-    fp32_sess = parity.ort_session(data)
+    fp32_sess = make_session(data)
     inputs = parity.ort_inputs(fp32_sess)
     vfeeds = parity.make_feeds(meta, inputs, verify_images, size=_verify_size(args, meta))
     refs = parity.run_ort(fp32_sess, vfeeds)
@@ -306,7 +311,7 @@ def main(argv: list[str]) -> int:
         t1 = time.perf_counter()
         q = quantize_int8(data, cfeeds, opts)
         qcmp = parity.compare(f"INT8 ({opts.method}, {len(cfeeds)} calibration images) vs FP32",
-                              refs, parity.run_ort(parity.ort_session(q), vfeeds), meta,
+                              refs, parity.run_ort(make_session(q), vfeeds), meta,
                               Tolerance(max_abs=None, min_psnr=30.0, max_rel_mean=5e-2), labels=labels)
         _int8_accuracy_gate(qcmp, labels)
         report["int8"] = {"options": dataclasses.asdict(opts), "calibration_images": len(cal_used),
@@ -332,7 +337,7 @@ def _freeze(args, data: bytes, meta, images, report: dict):
     from .onnx_export import freeze_style
 
     frozen, new_meta = freeze_style(data, meta, args.freeze_style)
-    sess, fsess = parity.ort_session(data), parity.ort_session(frozen)
+    sess, fsess = make_session(data), make_session(frozen)
     feeds = parity.make_feeds(meta, parity.ort_inputs(sess), images, size=_verify_size(args, meta))
     idx = list(meta.style.styles).index(new_meta.name[len(meta.name) + 1:])
     for f in feeds:
@@ -356,7 +361,7 @@ def _profiles(args, data: bytes, meta) -> list:
     from artcam.runtime.backends.engine_file import parse_shape_arg, profile_for_image_model, validate_profile
 
     inputs = {i.name: tuple(d if isinstance(d, int) else -1 for d in i.shape)
-              for i in parity.ort_session(data).get_inputs()}
+              for i in make_session(data).get_inputs()}
     if args.min_shape or args.opt_shape or args.max_shape:
         if not (args.min_shape and args.opt_shape and args.max_shape):
             raise ArtcamError("--min-shape, --opt-shape and --max-shape go together")
@@ -377,8 +382,7 @@ def _profiles(args, data: bytes, meta) -> list:
 
 def _build_plan(args, data: bytes, meta, precision: str):
     from artcam.runtime.backends.trt import gpu_info
-
-    from .tensorrt_build import BuildOptions, build_engine
+    from artcam.runtime.backends.trt_build import BuildOptions, build_engine
 
     props = {}
     if meta is not None:

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from artcam.runtime.backends.onnxrt import make_session
 from artcam.runtime.errors import ModelError
 from artcam.runtime.modelfile import ModelMeta, write_model_file
 
@@ -146,7 +147,7 @@ def check_parity(
     atol: float = 1e-4,
 ) -> ParityReport:
     """Run PyTorch and ONNX Runtime (CPU) on each input dict and compare every output."""
-    sess = parity.ort_session(onnx_bytes)
+    sess = make_session(onnx_bytes)
     names = [o.name for o in sess.get_outputs()]
     cmp = parity.compare("ONNX Runtime vs PyTorch", parity.run_torch(model, inputs, names),
                          parity.run_ort(sess, inputs), None, parity.Tolerance(max_abs=atol))

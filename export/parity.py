@@ -320,16 +320,6 @@ def compare(
 # --- running -----------------------------------------------------------------------------------
 
 
-def ort_session(onnx_bytes: bytes, threads: int = 0):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    if threads:
-        so.intra_op_num_threads = threads
-    return ort.InferenceSession(onnx_bytes, sess_options=so, providers=["CPUExecutionProvider"])
-
-
 def ort_inputs(sess) -> dict[str, tuple[tuple, np.dtype]]:
     from artcam.runtime.backends.onnxrt import _ORT_DTYPES
 

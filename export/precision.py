@@ -134,15 +134,17 @@ def choose_fp16(onnx_bytes: bytes, feeds, refs, meta, tol, log=print) -> Fp16Cho
     tensor between ops, FP32 arithmetic inside ops); GPU kernels that also accumulate in FP16 can
     add error on top. The real FP16 graph is also run once to prove it loads.
     """
-    from .parity import compare, ort_session, run_ort
+    from artcam.runtime.backends.onnxrt import make_session
+
+    from .parity import compare, run_ort
 
     present = sorted(op_types(onnx_bytes) & set(SENSITIVE_OPS))
     variants = [("all-fp16", [])] + ([("sensitive-ops-fp32", present)] if present else [])
     results = []
     for name, keep in variants:
         data = to_fp16(onnx_bytes, keep)
-        run_ort(ort_session(data), feeds[:1])  # the real FP16 graph must load and run
-        got = run_ort(ort_session(emulate_fp16(onnx_bytes, keep)), feeds)
+        run_ort(make_session(data), feeds[:1])  # the real FP16 graph must load and run
+        got = run_ort(make_session(emulate_fp16(onnx_bytes, keep)), feeds)
         cmp = compare(f"FP16 ({name}, emulated FP16 storage) vs FP32", refs, got, meta, tol)
         for line in cmp.lines():
             log(line)

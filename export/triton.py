@@ -33,9 +33,9 @@ class TensorDecl:
 
 
 def tensor_decls(onnx_bytes: bytes) -> tuple[list[TensorDecl], list[TensorDecl]]:
-    from .parity import ort_session
+    from artcam.runtime.backends.onnxrt import make_session
 
-    sess = ort_session(onnx_bytes)
+    sess = make_session(onnx_bytes)
 
     def decl(v):
         from artcam.runtime.backends.onnxrt import _ORT_DTYPES

@@ -6,6 +6,7 @@ the heavy dependencies only when called.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib
 import os
@@ -26,7 +27,17 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "bench": ("artcam.benchmarks.cli", "main", "latency benchmarks of models and of the live pipeline"),
     "export": ("artcam.export.cli", "main", "export a checkpoint or ONNX model: ONNX, FP16, INT8, TensorRT, Triton"),
     "train": ("artcam.training.cli", "main", "train classifiers, stylizers and generators (needs the train extra)"),
+    "serve": ("artcam.serving.server", "main", "serve models through Triton Inference Server, HTTP + gRPC (serve extra)"),
 }
+
+
+class ArgParser(argparse.ArgumentParser):
+    """The argument parser of every artcam command and script: a bad argument is one line on stderr
+    and exit 2 (``SystemExit(2)``, argparse's own contract), e.g.
+    ``artcam live: error: argument --frames: ... (see `artcam live --help`)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def usage() -> str:
@@ -52,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artcam: error: unknown command {verb!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, func, _ = VERBS[verb]
-    extra = {"train": "train", "export": "export", "bench": "bench"}.get(verb)
+    extra = {"train": "train", "export": "export", "bench": "bench", "serve": "serve"}.get(verb)
     hint = f" (install it with: pip install 'artcam[{extra}]')" if extra else ""
 
     def run() -> int:
@@ -109,6 +120,9 @@ def guarded(fn, debug: bool | None = None, sigterm: bool = False) -> int:
     except KeyboardInterrupt as e:
         if debug:
             traceback.print_exc()
+        from .fileio import remove_own_partials
+
+        remove_own_partials()
         terminated = _terminated
         msg = getattr(e, "message", None) or "interrupted"
         print(f"artcam: {'terminated' if terminated else 'interrupted'}"

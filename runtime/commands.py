@@ -5,27 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import sinks as S
+from .cli import ArgParser
 from .errors import ArtcamError, InputError, Interrupted
 from .loading import ForeignFlags, load_model
-from .pipeline import Pipeline, PipelineStats
+from .pipeline import FrameProcessor, Pipeline, PipelineStats
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
+from .viewer import ViewerSink
 from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with code 2 and one line on bad arguments (its default, kept explicit)."""
-
-    def error(self, message: str):
-        self.exit(2, f"artcam {self.prog.split()[-1]}: error: {message}\n")
 
 
 def _floats(n: int, nonzero: bool = False):
@@ -161,45 +156,6 @@ def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> S
         raise
 
 
-class FrameProcessor:
-    """Stylize and/or classify one frame for the pipeline; n/p keys step through styles."""
-
-    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int = 1):
-        self.stylizer, self.classifier = stylizer, classifier
-        self.classify_every = max(1, every)
-        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self._n = 0
-        self._preds: list = []
-
-    def __call__(self, frame: np.ndarray):
-        timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        info: dict[str, Any] = {}
-        out = frame
-        if self.classifier is not None:
-            if self._n % self.classify_every == 0:
-                self._preds = self.classifier.classify(frame)
-                for k, v in self.classifier.timing.items():
-                    timing[k] += v
-            info["predictions"] = self._preds
-        if self.stylizer is not None:
-            out = self.stylizer.stylize(frame)
-            for k, v in self.stylizer.timing.items():
-                timing[k] += v
-            info["style"] = self.stylizer.style_name
-        self._n += 1
-        self.timing = timing
-        return out, info
-
-    def handle(self, event: str) -> None:
-        if self.stylizer is not None and event in (S.NEXT_STYLE, S.PREV_STYLE):
-            self.stylizer.step_style(1 if event == S.NEXT_STYLE else -1)
-
-    def close(self) -> None:
-        for t in (self.stylizer, self.classifier):
-            if t is not None:
-                t.close()
-
-
 def _print_stats(stats: PipelineStats, as_json: bool) -> None:
     if as_json:
         print(json.dumps(stats.to_dict()))
@@ -261,7 +217,7 @@ def _end_of_run(stats: PipelineStats, a, open_ended: bool, output: str | None) -
 
 
 def live_main(argv: list[str]) -> int:
-    p = _Parser(prog="artcam live", description="Real-time stylization and/or classification of a live source.")
+    p = ArgParser(prog="artcam live", description="Real-time stylization and/or classification of a live source.")
     _add_source_args(p, default="0")
     add_stylize_args(p, style_default=None)
     g = p.add_argument_group("classify")
@@ -273,11 +229,20 @@ def live_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=_seed, default=0, help="latent walk seed")
     p.add_argument("--class", dest="cls", default=None, help="latent walk: stay on this class")
     p.add_argument("-o", "--output", default="window",
-                   help="window (default), out.mp4, a folder, http://HOST:PORT (MJPEG stream) or null")
+                   help="window (default), out.mp4, a folder, http://HOST:PORT (the web viewer: live view, "
+                        "style and strength controls, stats; HOST defaults to 127.0.0.1) or null")
+    g = p.add_argument_group("web viewer (-o http://HOST:PORT)")
+    g.add_argument("--token", default=os.environ.get("ARTCAM_TOKEN") or None,
+                   help="require this token on every request (default: $ARTCAM_TOKEN; a HOST other than "
+                        "loopback always requires one, generated and printed once when not given)")
+    g.add_argument("--max-clients", type=_positive_int, default=4,
+                   help="most concurrent streams; more get 503 (default: 4)")
     p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
     p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many output frames")
     p.add_argument("--duration-s", type=_positive_float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--remote", metavar="URL", help="run the models on an `artcam serve` server instead: "
+                   "grpc://HOST:8001 or http://HOST:8000 (add ?encoding=jpeg to send JPEG)")
     add_backend_args(p)
     a = p.parse_args(argv)
     if a.source == "latent-walk":
@@ -288,10 +253,17 @@ def live_main(argv: list[str]) -> int:
     source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
     processor = None
     try:
-        sink = open_sink_or_null(a.output, hud=a.hud)
-        stylizer = make_stylizer(a) if a.style is not None else None
-        classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
+        sink = open_sink_or_null(a.output, hud=a.hud, token=a.token, max_clients=a.max_clients)
+        if a.remote:  # the models run on the server (artcam.runtime.backends.remote)
+            from .backends.remote import remote_tasks
+
+            stylizer, classifier = remote_tasks(a)
+        else:
+            stylizer = make_stylizer(a) if a.style is not None else None
+            classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
         processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+        if isinstance(sink, ViewerSink):  # the page steers style and strength
+            sink.attach(processor, " + ".join(t.meta.name for t in (stylizer, classifier) if t is not None))
         for task in (stylizer, classifier):  # pay one-time costs before the first live frame
             if task is not None:
                 task.warmup()
@@ -306,14 +278,16 @@ def live_main(argv: list[str]) -> int:
     return 0
 
 
-def open_sink_or_null(spec: str, hud: bool = False, fps: float = 30.0) -> S.Sink:
-    """A window when asked for one and possible; otherwise say why in one line and continue headless."""
+def open_sink_or_null(spec: str, hud: bool = False, fps: float = 30.0, **viewer) -> S.Sink:
+    """A window when asked for one and possible; otherwise say why in one line and continue headless.
+    ``viewer``: ``token`` and ``max_clients`` for ``http://`` outputs."""
     if spec == "window":
         ok, why = S.display_available()
         if not ok:
-            print(f"artcam: no window: {why}; running headless (use -o out.mp4 to save)", file=sys.stderr)
+            print(f"artcam: no window: {why}; running headless (use -o out.mp4 to save, "
+                  "or -o http://127.0.0.1:8080 to watch in a browser)", file=sys.stderr)
             return S.NullSink()
-    return S.open_sink(spec, hud=hud, fps=fps)
+    return S.open_sink(spec, hud=hud, fps=fps, **viewer)
 
 
 def _latent_walk(a) -> int:
@@ -362,7 +336,7 @@ def _latent_walk(a) -> int:
             self.timing = gen.timing
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC), {"style": lm.meta.name}
 
-    sink = open_sink_or_null(a.output, hud=a.hud, fps=a.source_fps or 30.0)
+    sink = open_sink_or_null(a.output, hud=a.hud, fps=a.source_fps or 30.0, token=a.token, max_clients=a.max_clients)
     open_ended = a.frames is None and a.duration_s is None
     try:
         stats = _run_to_sink(a, WalkSource(), WalkProcessor(), sink, open_ended=open_ended)
@@ -374,8 +348,8 @@ def _latent_walk(a) -> int:
 
 
 def demo_main(argv: list[str]) -> int:
-    p = _Parser(prog="artcam demo", description="The main job on the built-in default: the `sample` camera "
-                "stand-in -> stylize + classify -> a video file, headless, then a latency summary.")
+    p = ArgParser(prog="artcam demo", description="The main job on the built-in default: the `sample` camera "
+                  "stand-in -> stylize + classify -> a video file, headless, then a latency summary.")
     p.add_argument("-o", "--output", default="artcam_demo.mp4", help="output video (default: artcam_demo.mp4)")
     p.add_argument("--frames", type=_positive_int, default=300, help="frames to process (default: 300)")
     p.add_argument("--duration-s", type=_positive_float, default=None)
@@ -404,7 +378,7 @@ def demo_main(argv: list[str]) -> int:
 
     def on_frame(rec, info):
         if cycle and len(stylizer.styles) > 1 and rec.index and rec.index % cycle == 0:
-            stylizer.step_style(1)
+            processor.handle(S.NEXT_STYLE)  # applied by the inference thread before its next frame
 
     try:
         live = not a.every_frame
@@ -437,7 +411,7 @@ def _file_output(a, source) -> S.Sink:
 
 
 def stylize_main(argv: list[str]) -> int:
-    p = _Parser(prog="artcam stylize", description="Stylize an image, a folder, a glob or a video into files.")
+    p = ArgParser(prog="artcam stylize", description="Stylize an image, a folder, a glob or a video into files.")
     p.add_argument("source", help="image, folder, glob, video, camera index or URL")
     add_stylize_args(p)
     p.add_argument("--model", dest="style_model_alias", help="same as --style-model")
@@ -476,7 +450,7 @@ def stylize_main(argv: list[str]) -> int:
 
 
 def classify_main(argv: list[str]) -> int:
-    p = _Parser(prog="artcam classify", description="Classify images, a folder, a glob or a video.")
+    p = ArgParser(prog="artcam classify", description="Classify images, a folder, a glob or a video.")
     p.add_argument("source", help="image, folder, glob, video, camera index or URL")
     p.add_argument("--model", default=DEFAULT_CLASSIFIER, help=f"classifier (default: {DEFAULT_CLASSIFIER})")
     p.add_argument("--top-k", type=_positive_int, default=5)
@@ -514,7 +488,7 @@ def classify_main(argv: list[str]) -> int:
 
 
 def generate_main(argv: list[str]) -> int:
-    p = _Parser(prog="artcam generate", description="Paint new images with a generator and write a grid.")
+    p = ArgParser(prog="artcam generate", description="Paint new images with a generator and write a grid.")
     p.add_argument("--model", default=DEFAULT_GENERATOR, help=f"generator (default: {DEFAULT_GENERATOR})")
     p.add_argument("-n", type=_int_at_least(1), default=16, help="number of images (default 16)")
     p.add_argument("-o", "--output", default="generated.png", help="grid image, or a folder for single images")
@@ -554,7 +528,7 @@ def generate_main(argv: list[str]) -> int:
 def models_main(argv: list[str]) -> int:
     from .zoo import list_models, user_dir
 
-    p = _Parser(prog="artcam models", description="List shipped and user models with their metadata.")
+    p = ArgParser(prog="artcam models", description="List shipped and user models with their metadata.")
     p.add_argument("--json", action="store_true", help="name, task, path, labels or styles for each model")
     a = p.parse_args(argv)
     entries = list_models()
@@ -596,7 +570,7 @@ def info_main(argv: list[str]) -> int:
     import cv2
     import onnxruntime as ort
 
-    p = _Parser(prog="artcam info", description="Versions, execution providers and devices.")
+    p = ArgParser(prog="artcam info", description="Versions, execution providers and devices.")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     from importlib.metadata import PackageNotFoundError, version

@@ -1,4 +1,4 @@
-"""Atomic file writes and image reading, so a killed run never leaves a half-written file."""
+"""Atomic file writes and image reading, so a killed run never leaves a half-written file; where data lives."""
 
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ import cv2
 import numpy as np
 
 from .errors import InputError, SinkError
+
+DATA_ENV = "ARTCAM_DATA"
+_BESIDE_CHECKOUT = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def data_root(*parts: str) -> Path:
+    """Where commands look for data (paintings, photos, videos, CIFAR-10) when no ``--data`` is given:
+    ``$ARTCAM_DATA``, else ``../shared/data`` beside the checkout. ``parts`` are joined onto it."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return (Path(env).expanduser() if env else _BESIDE_CHECKOUT).joinpath(*parts)
+
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -36,6 +47,7 @@ PARTIAL_PREFIX = ".artcam-"  # temporary files: .artcam-<pid>@<host>-<stem>.<ran
 _PARTIAL_RE = re.compile(r"^\.artcam-(\d+)@([A-Za-z0-9]*)-.*\.partial(\.[^.]*)?$")
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40]
 _swept: set[str] = set()
+_written_in: set[Path] = set()  # folders this process made temporary files in (see remove_own_partials)
 
 
 def partial_prefix(stem: str) -> str:
@@ -170,6 +182,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     parent = path.parent if str(path.parent) else Path(".")
     check_writable_dir(parent)
     sweep_stale_partials(parent)
+    _written_in.add(parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=partial_prefix(path.stem),
                                    suffix=".partial" + path.suffix, dir=parent)
@@ -190,6 +203,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def remove_own_partials() -> list[Path]:
+    """Remove this process's temporary files in every folder it wrote to; for the interrupt handler.
+
+    ``atomic_path`` removes its file on any exception, but a Ctrl-C can land in the few bytecodes
+    between ``mkstemp`` creating the file and the ``try`` that guards it; this closes that window.
+    Only names carrying this process's pid and host are touched."""
+    removed = []
+    me = (str(os.getpid()), _HOST)
+    for folder in list(_written_in):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            m = _PARTIAL_RE.match(name)
+            if m and (m.group(1), m.group(2)) == me:
+                with contextlib.suppress(OSError):
+                    (folder / name).unlink()
+                    removed.append(folder / name)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

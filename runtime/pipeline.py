@@ -5,6 +5,8 @@ model drops frames instead of building lag; finite sources block instead, so no 
 Every frame carries stage timestamps; the run ends with a summary of FPS, drops and latency.
 Statistics live in fixed-size structures (counters, a reservoir sample per stage for percentiles,
 the last few hundred frame records), so a ``live`` run keeps flat memory for days.
+``FrameProcessor`` is the processor ``artcam live``/``demo``/``stylize`` and the pipeline benchmarks run:
+stylize and/or classify each frame.
 """
 
 from __future__ import annotations
@@ -15,13 +17,17 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from . import sinks as _sinks
+from .errors import InputError
 from .sinks import Sink
 from .sources import Source
+
+if TYPE_CHECKING:
+    from .tasks import Classifier, Stylizer
 
 _END = object()
 
@@ -327,7 +333,8 @@ class Pipeline:
                     inst = 1.0 / max(now - last_out, 1e-6)
                     fps_ema = inst if fps_ema == 0 else 0.9 * fps_ema + 0.1 * inst
                 last_out = now
-                info = {**info, "fps": fps_ema, "latency_ms": (now - rec.t_capture) * 1e3}
+                info = {**info, "fps": fps_ema, "latency_ms": (now - rec.t_capture) * 1e3,
+                        "dropped": inbox.dropped if isinstance(inbox, LatestSlot) else 0}
                 if rec.name:
                     info["name"] = rec.name
                 event = self.sink.write(out, info)
@@ -360,3 +367,99 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
         return stats
+
+
+class FrameProcessor:
+    """Stylize and/or classify one frame for the pipeline.
+
+    Style and strength change while it runs (n/p keys, the web viewer's API) through ``request()``,
+    from any thread: checked at once (an :class:`InputError` changes nothing) and applied by the
+    inference thread before its next frame, so a frame never sees half a change and the model is
+    never reloaded.
+    """
+
+    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int = 1):
+        self.stylizer, self.classifier = stylizer, classifier
+        self.classify_every = max(1, every)
+        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        self._n = 0
+        self._preds: list = []
+        self._lock = threading.Lock()
+        self._pending: dict[str, Any] = {}  # "weights" and/or "strength", for the next frame
+
+    def __call__(self, frame: np.ndarray):
+        if self._pending:
+            self._apply_pending()
+        timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        info: dict[str, Any] = {}
+        out = frame
+        if self.classifier is not None:
+            if self._n % self.classify_every == 0:
+                self._preds = self.classifier.classify(frame)
+                for k, v in self.classifier.timing.items():
+                    timing[k] += v
+            info["predictions"] = self._preds
+        if self.stylizer is not None:
+            out = self.stylizer.stylize(frame)
+            for k, v in self.stylizer.timing.items():
+                timing[k] += v
+            info["style"] = self.stylizer.style_name
+        self._n += 1
+        self.timing = timing
+        return out, info
+
+    def _apply_pending(self) -> None:
+        with self._lock:  # settings() never reads half-written weights
+            if "weights" in self._pending:
+                self.stylizer.weights[:] = self._pending["weights"]
+            if "strength" in self._pending:
+                self.stylizer.strength = self._pending["strength"]
+            self._pending = {}
+
+    def request(self, style=None, strength: float | None = None, prefix: str = "--") -> None:
+        """Ask for a style (anything ``Stylizer.set_style`` takes) and/or a strength from the next frame on.
+
+        Both are checked before anything changes: a bad value raises :class:`InputError` and leaves
+        the current settings as they were. Messages name ``{prefix}style`` / ``{prefix}strength``.
+        """
+        if not self._steerable:
+            raise InputError("this run has no stylizer that can be steered live",
+                             "start `artcam live` with --style (a local model)")
+        weights = self.stylizer.style_weights(style, f"{prefix}style") if style is not None else None
+        value = self.stylizer.checked_strength(strength, f"{prefix}strength") if strength is not None else None
+        with self._lock:
+            if weights is not None:
+                self._pending["weights"] = weights
+            if value is not None:
+                self._pending["strength"] = value
+
+    def settings(self) -> dict[str, Any]:
+        """The style weights and strength in force from the next frame on (requests included)."""
+        st = self.stylizer
+        if not self._steerable:
+            return {"styles": [], "weights": [], "strength": None}
+        with self._lock:
+            weights = self._pending.get("weights", st.weights)
+            return {"styles": list(st.styles),
+                    "weights": [] if weights is None else [float(x) for x in weights.reshape(-1)],
+                    "strength": float(self._pending.get("strength", st.strength))}
+
+    @property
+    def _steerable(self) -> bool:
+        """A local :class:`Stylizer` (a remote stand-in without ``style_weights`` steps its own styles)."""
+        return self.stylizer is not None and hasattr(self.stylizer, "style_weights")
+
+    def handle(self, event: str) -> None:
+        if self.stylizer is None or event not in (_sinks.NEXT_STYLE, _sinks.PREV_STYLE):
+            return
+        delta = 1 if event == _sinks.NEXT_STYLE else -1
+        if not self._steerable:
+            self.stylizer.step_style(delta)
+        elif self.stylizer.weights is not None:
+            current = int(np.argmax(self.settings()["weights"]))
+            self.request((current + delta) % len(self.stylizer.styles))
+
+    def close(self) -> None:
+        for t in (self.stylizer, self.classifier):
+            if t is not None:
+                t.close()

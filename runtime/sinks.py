@@ -1,4 +1,4 @@
-"""Where frames go: a window with a HUD, a video file, an image folder, an MJPEG HTTP stream, nowhere.
+"""Where frames go: a window with a HUD, a video file, an image folder, the web viewer, nowhere.
 
 Every file is written under a temporary name beside it (``.artcam-<pid>@<host>-...partial<ext>``) and renamed
 when complete: ``close()`` publishes, ``abort()`` (an interrupted or failed run) discards, so the final
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -234,110 +232,19 @@ class ImageFileSink(Sink):
         self._last = None
 
 
-class MjpegServerSink(Sink):
-    """Serve the newest frame as an MJPEG stream over HTTP (``/stream.mjpg``, ``/snapshot.jpg``).
-
-    For headless boxes: watch from any browser on the network. Slow clients get the newest frame,
-    never a backlog.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80, hud: bool = True):
-        self.quality, self.hud = quality, hud
-        self._jpeg: bytes | None = None
-        self._seq = 0
-        self._cond = threading.Condition()
-        self._closed = False
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep the terminal for the pipeline summary
-                pass
-
-            def do_GET(self):
-                if self.path in ("/", "/index.html"):
-                    body = b"<html><body style='margin:0;background:#000'><img src='/stream.mjpg' style='width:100%'></body></html>"
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                elif self.path == "/snapshot.jpg":
-                    jpeg, _ = sink.wait_frame(0, timeout=5.0)
-                    if jpeg is None:
-                        self.send_error(503, "no frame yet")
-                        return
-                    self.send_response(200)
-                    self.send_header("Content-Type", "image/jpeg")
-                    self.send_header("Content-Length", str(len(jpeg)))
-                    self.end_headers()
-                    self.wfile.write(jpeg)
-                elif self.path == "/stream.mjpg":
-                    self.send_response(200)
-                    self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                    self.end_headers()
-                    seen = 0
-                    try:
-                        while True:
-                            jpeg, seen = sink.wait_frame(seen, timeout=5.0)
-                            if jpeg is None:
-                                return
-                            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
-                            self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
-                            self.wfile.write(jpeg + b"\r\n")
-                    except (BrokenPipeError, ConnectionResetError):
-                        return
-                else:
-                    self.send_error(404)
-
-        try:
-            self.server = ThreadingHTTPServer((host, port), Handler)
-        except OSError as e:
-            raise SinkError(f"cannot serve on {host}:{port}: {e.strerror}", "pick another port") from e
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.description = f"MJPEG stream http://{host}:{self.port}/stream.mjpg"
-        self.thread = threading.Thread(target=self.server.serve_forever, name="artcam-mjpeg", daemon=True)
-        self.thread.start()
-        self.frames = 0
-
-    def wait_frame(self, after: int, timeout: float) -> tuple[bytes | None, int]:
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq > after or self._closed, timeout=timeout)
-            if self._closed or self._jpeg is None:
-                return None, after
-            return self._jpeg, self._seq
-
-    def write(self, frame, info):
-        img = draw_hud(frame.copy(), info) if self.hud else frame
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if ok:
-            with self._cond:
-                self._jpeg = buf.tobytes()
-                self._seq += 1
-                self._cond.notify_all()
-        self.frames += 1
-        return None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def open_sink(spec: str | None, *, fps: float = 30.0, hud: bool = False) -> Sink:
-    """``window``, ``null``, ``http://HOST:PORT``, a video file, an image file or a folder."""
+def open_sink(spec: str | None, *, fps: float = 30.0, hud: bool = False, token: str | None = None,
+              max_clients: int = 4) -> Sink:
+    """``window``, ``null``, ``http://HOST:PORT`` (the web viewer; ``token`` and ``max_clients`` are
+    its own), a video file, an image file or a folder."""
     if spec is None or spec == "window":
         return WindowSink()
     if spec in ("null", "none"):
         return NullSink()
     if spec.startswith("http://"):
-        hostport = spec[len("http://"):].split("/")[0]
-        host, _, port = hostport.rpartition(":")
-        if not port.isdigit():
-            raise SinkError(f"cannot parse {spec!r}", "use http://HOST:PORT, e.g. http://0.0.0.0:8080")
-        return MjpegServerSink(host or "127.0.0.1", int(port), hud=True)
+        from .viewer import ViewerSink, parse_http_spec  # the viewer imports this module
+
+        host, port = parse_http_spec(spec)
+        return ViewerSink(host, port, token=token, max_clients=max_clients, hud=hud)
     p = Path(spec)
     ext = p.suffix.lower()
     if ext in VIDEO_EXTENSIONS:

@@ -224,11 +224,16 @@ def _generated_canvas(h: int = 720, w: int = 2400, seed: int = 0) -> np.ndarray:
 
 
 class SampleSource(Source):
-    """A camera stand-in: a smooth pan-and-zoom over a panorama of real photos, at ``fps``.
+    """A camera stand-in: slow pans and zooms over one real photo at a time, cross-fading to the next.
 
-    Live by default (frames are paced like a camera and stale ones dropped); ``live=False`` gives
-    every frame as fast as it is consumed. ``frames`` bounds the run (None = endless).
+    One photo per view (never a panorama of photos side by side, whose hard seams looked like a
+    broken camera), so every frame is a plausible camera picture. Live by default (frames are paced
+    like a camera and stale ones dropped); ``live=False`` gives every frame as fast as it is
+    consumed. ``frames`` bounds the run (None = endless).
     """
+
+    SHOT_S = 8.0  # seconds on one photo, the cross-fade included
+    FADE_S = 1.5
 
     def __init__(self, size: tuple[int, int] = (480, 640), fps: float = 30.0, frames: int | None = None,
                  live: bool = True, seed: int = 0):
@@ -237,31 +242,49 @@ class SampleSource(Source):
         self.fps, self.frames, self.live = fps, frames, live
         photos = sample_photos()
         if photos:
-            row = [cv2.resize(p, (round(p.shape[1] * 720 / p.shape[0]), 720), interpolation=cv2.INTER_AREA)
-                   for p in photos]
-            self.canvas = np.concatenate(row, axis=1)
+            self.photos = [cv2.resize(p, (round(p.shape[1] * 720 / p.shape[0]), 720), interpolation=cv2.INTER_AREA)
+                           for p in photos]
             self.description = f"sample ({len(photos)} scikit-image photos)"
         else:
-            self.canvas = _generated_canvas(seed=seed)
+            self.photos = [_generated_canvas(seed=seed)]
             self.description = "sample (generated frames; install artcam[demo] for real photos)"
         self._M = np.zeros((2, 3), np.float64)
         self._out = np.empty((self.h, self.w, 3), np.uint8)
+        self._fade = np.empty((self.h, self.w, 3), np.uint8)
 
-    def frame_at(self, i: int) -> np.ndarray:
-        ch, cw = self.canvas.shape[:2]
-        t = i / self.fps
-        zoom = 1.0 + 0.35 * (0.5 + 0.5 * math.sin(t * 0.7))  # 1.0 .. 1.35
+    def _view(self, k: int, u: float, dst: np.ndarray) -> np.ndarray:
+        """Photo ``k`` at ``u`` seconds into its shot (``-FADE_S`` while it fades in): a linear pan
+        across it (alternating direction per shot) with a slow zoom, always inside the photo."""
+        img = self.photos[k % len(self.photos)]
+        ch, cw = img.shape[:2]
+        p = (u + self.FADE_S) / (self.SHOT_S + self.FADE_S)  # 0 -> 1 over the shot, fade-in included
+        if k % 2:
+            p = 1.0 - p
+        zoom = 1.12 + 0.12 * math.sin(u * 0.7 + k)  # 1.0 .. 1.24: room to pan both ways
         view_w = min(cw, ch * self.w / self.h) / zoom
         scale = self.w / view_w
         view_h = self.h / scale
-        cx = view_w / 2 + (cw - view_w) * (0.5 - 0.5 * math.cos(t * 0.15))
-        cy = view_h / 2 + (ch - view_h) * (0.5 - 0.5 * math.cos(t * 0.41))
+        cx = view_w / 2 + (cw - view_w) * p
+        cy = view_h / 2 + (ch - view_h) * (0.5 + 0.4 * math.sin(u * 0.31 + 2 * k))
         M = self._M
         M[0, 0] = M[1, 1] = scale
         M[0, 2] = self.w / 2 - cx * scale
         M[1, 2] = self.h / 2 - cy * scale
-        return cv2.warpAffine(self.canvas, M, (self.w, self.h), dst=self._out, flags=cv2.INTER_LINEAR,
+        return cv2.warpAffine(img, M, (self.w, self.h), dst=dst, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT_101)
+
+    def frame_at(self, i: int) -> np.ndarray:
+        t = i / self.fps
+        k, u = divmod(t, self.SHOT_S)
+        k = int(k)
+        out = self._view(k, u, self._out)
+        fade_in = u - (self.SHOT_S - self.FADE_S)  # the last FADE_S seconds blend into the next shot
+        if fade_in > 0:
+            a = fade_in / self.FADE_S
+            a = a * a * (3 - 2 * a)  # smoothstep: no visible start or end of the fade
+            nxt = self._view(k + 1, fade_in - self.FADE_S, self._fade)
+            cv2.addWeighted(out, 1.0 - a, nxt, a, 0.0, dst=out)
+        return out
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         start = time.perf_counter()

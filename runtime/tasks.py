@@ -82,11 +82,9 @@ class Stylizer(_Task):
         size: int | None = None,
     ):
         super().__init__(model)
-        if not 0.0 <= strength <= 1.0:
-            raise InputError(f"--strength {strength} is outside 0..1")
         self.pre = ImagePreprocessor(self.meta.image)
         self.post = ImagePostprocessor(self.meta.output)
-        self.strength = strength
+        self.strength = self.checked_strength(strength)
         self.keep_color = keep_color
         self.size = size
         self.styles = list(self.meta.styles)
@@ -102,15 +100,30 @@ class Stylizer(_Task):
         i = int(self.weights.argmax())
         return self.styles[i] if np.count_nonzero(self.weights) == 1 else "mix"
 
+    @staticmethod
+    def checked_strength(strength: float, what: str = "--strength") -> float:
+        """``strength`` as a float when it is a finite number in 0..1, else :class:`InputError`."""
+        if not (isinstance(strength, (int, float, np.floating)) and 0.0 <= strength <= 1.0):
+            raise InputError(f"{what} {strength} is outside 0..1")  # NaN fails the comparison too
+        return float(strength)
+
     def set_style(self, style: int | str | np.ndarray) -> None:
         """A style index or name, or a weight vector that blends styles."""
+        weights = self.style_weights(style)
+        if weights is not None:
+            self.weights[:] = weights
+
+    def style_weights(self, style: int | str | np.ndarray, what: str = "--style") -> np.ndarray | None:
+        """The (1, n_styles) weight vector ``set_style(style)`` would set, checked (:class:`InputError`)
+        but not applied, so a caller on another thread can validate now and apply on the next frame;
+        None for a model with one baked-in style. ``what`` names the option in messages."""
         if self.weights is None:
             if style not in (0, None, self.meta.name):
                 raise InputError(f"model {self.meta.name!r} holds one style; it has no style input")
-            return
+            return None
         n = len(self.styles)
         if isinstance(style, str) and ("," in style or ":" in style):
-            style = self._parse_mix(style)
+            style = self._parse_mix(style, what)
         if isinstance(style, str):
             if style.isdigit():
                 style = int(style)
@@ -118,41 +131,43 @@ class Stylizer(_Task):
                 style = self.styles.index(style)
             else:
                 raise InputError(f"unknown style {style!r}", f"this model has: {', '.join(self.styles)}")
+        w = np.zeros((1, n), np.float32)
         if isinstance(style, (int, np.integer)):
             if not 0 <= style < n:
                 raise InputError(f"style index {style} is out of range 0..{n - 1}")
-            self.weights[:] = 0
-            self.weights[0, style] = 1
-        else:
-            w = np.asarray(style, np.float32).reshape(1, -1)
-            if w.shape[1] != n:
-                raise InputError(f"style weights have {w.shape[1]} values, the model has {n} styles")
-            self._check_weights(np.asarray(style, np.float64).reshape(-1))
-            self.weights[:] = w
+            w[0, style] = 1
+            return w
+        given = np.asarray(style, np.float64).reshape(-1)
+        if given.size != n:
+            raise InputError(f"style weights have {given.size} values, the model has {n} styles")
+        self._check_weights(given, what)
+        w[0] = given
+        return w
 
     MAX_STYLE_WEIGHT = 10.0  # 1 is a style at its trained strength; far above, the output saturates
 
-    def _check_weights(self, w: np.ndarray) -> None:
+    def _check_weights(self, w: np.ndarray, what: str = "--style") -> None:
         """Finite, not negative, not huge, and at least one style with a positive weight."""
         def named(i: int) -> str:
             return f"{self.styles[i]!r}" if i < len(self.styles) else f"#{i}"
 
-        hint = f"give weights in 0..{self.MAX_STYLE_WEIGHT:g}, e.g. --style {self.styles[0]}:0.7,{self.styles[-1]}:0.3"
+        example = f"{self.styles[0]}:0.7,{self.styles[-1]}:0.3"
+        hint = f"give weights in 0..{self.MAX_STYLE_WEIGHT:g}, e.g. " + (f"{what} {example}" if what.startswith("--") else example)
         bad = np.flatnonzero(~np.isfinite(w))
         if bad.size:
-            raise InputError(f"--style weight {w[bad[0]]} for {named(bad[0])} is not a finite number", hint)
+            raise InputError(f"{what} weight {w[bad[0]]} for {named(bad[0])} is not a finite number", hint)
         bad = np.flatnonzero(w < 0)
         if bad.size:
-            raise InputError(f"--style weight {w[bad[0]]:g} for {named(bad[0])} is negative", hint)
+            raise InputError(f"{what} weight {w[bad[0]]:g} for {named(bad[0])} is negative", hint)
         bad = np.flatnonzero(w > self.MAX_STYLE_WEIGHT)
         if bad.size:
-            raise InputError(f"--style weight {w[bad[0]]:g} for {named(bad[0])} is above {self.MAX_STYLE_WEIGHT:g}", hint)
+            raise InputError(f"{what} weight {w[bad[0]]:g} for {named(bad[0])} is above {self.MAX_STYLE_WEIGHT:g}", hint)
         if w.sum() > self.MAX_STYLE_WEIGHT:
-            raise InputError(f"--style weights add up to {w.sum():g}, above {self.MAX_STYLE_WEIGHT:g}", hint)
+            raise InputError(f"{what} weights add up to {w.sum():g}, above {self.MAX_STYLE_WEIGHT:g}", hint)
         if not (w > 0).any():
-            raise InputError("--style weights are all zero: at least one style needs a positive weight", hint)
+            raise InputError(f"{what} weights are all zero: at least one style needs a positive weight", hint)
 
-    def _parse_mix(self, text: str) -> np.ndarray:
+    def _parse_mix(self, text: str, what: str = "--style") -> np.ndarray:
         """``starry_night:0.7,great_wave:0.3`` (names or indices) -> a weight vector."""
         w = np.zeros(len(self.styles), np.float32)
         for part in text.split(","):
@@ -169,7 +184,7 @@ class Stylizer(_Task):
                 raise InputError(f"unknown style {name!r}", f"this model has: {', '.join(self.styles)}")
             w[idx] += value
             if not np.isfinite(value) or value < 0:  # checked before += hides it (inf + -inf, -1 + 2)
-                self._check_weights(np.where(np.arange(len(w)) == idx, value, 0.0))
+                self._check_weights(np.where(np.arange(len(w)) == idx, value, 0.0), what)
         return w
 
     def step_style(self, delta: int) -> None:

@@ -17,6 +17,16 @@ DEFAULT_CLASSIFIER = "classifier_lite0"
 DEFAULT_GENERATOR = "generator_art64"
 
 
+def check_not_shipped(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path``, unless it lies in the shipped models' folder: a default or a folder never picks a
+    shipped model to overwrite; replacing one takes its exact file path, given explicitly."""
+    p = Path(path)
+    if p.resolve().parent == SHIPPED_DIR.resolve():
+        raise ModelError(f"the default {what} {p} is in the shipped models' folder",
+                         f"to write a shipped model there, name the file explicitly: -o {p}")
+    return p
+
+
 def user_dir() -> Path:
     """``$ARTCAM_MODELS``, else ``~/.local/share/artcam/models``."""
     env = os.environ.get("ARTCAM_MODELS")

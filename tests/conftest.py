@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from artcam.runtime.fileio import data_root
+
+SHARED_DATA = data_root()  # $ARTCAM_DATA, else ../shared/data beside the checkout
 
 # Every CLI run of the reliability tests (tests/test_reliability.py records them), summed up in one table
 # at the end of the session: what was tried and how it ended.
@@ -33,9 +35,10 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` beside the checkout, or skip the test with the reason."""
+    """``../shared/data`` beside the checkout (or $ARTCAM_DATA), or skip the test with the reason."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (present beside the checkout in CI)")
+        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the checkout in CI; "
+                    "or set ARTCAM_DATA)")
     return SHARED_DATA
 
 

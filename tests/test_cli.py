@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -203,3 +204,12 @@ def test_real_video_and_paintings_with_shipped_models(shared_data, tmp_path):
         assert set(heads) == {"objects", "style"} and heads["style"][0]["label"] in (
             "art_nouveau_modern", "baroque", "expressionism", "impressionism", "post_impressionism", "romanticism",
             "symbolism")
+
+
+def test_data_root_is_artcam_data_else_shared_data_beside_the_checkout(monkeypatch, tmp_path):
+    from artcam.runtime.fileio import data_root
+
+    monkeypatch.delenv("ARTCAM_DATA", raising=False)
+    assert data_root("art") == Path(__file__).resolve().parents[1].parent / "shared" / "data" / "art"
+    monkeypatch.setenv("ARTCAM_DATA", str(tmp_path))
+    assert data_root() == tmp_path and data_root("photos", "a.jpg") == tmp_path / "photos" / "a.jpg"

@@ -17,6 +17,7 @@ pytest.importorskip("onnx")
 from torch import nn  # noqa: E402
 
 from artcam.export import cli, parity  # noqa: E402
+from artcam.runtime.backends.onnxrt import make_session  # noqa: E402
 from artcam.runtime.errors import ArtcamError, InputError, ModelError  # noqa: E402
 from artcam.runtime.modelfile import (  # noqa: E402
     ImageInput,
@@ -132,7 +133,7 @@ def test_checkpoint_to_onnx_keeps_metadata_and_dynamic_axes(tmp_path, fake_train
     assert report["onnx_vs_pytorch"]["passed"] and report["onnx_vs_pytorch"]["outputs"]["stylized"]["max_abs"] < 1e-4
     assert "[PASS] stylized (image)" in capsys.readouterr().out
     # dynamic batch and spatial axes: another size and batch 2 run and match PyTorch
-    sess = parity.ort_session(data)
+    sess = make_session(data)
     x = np.random.default_rng(0).random((2, 3, 24, 40), dtype=np.float32)
     s = np.eye(2, dtype=np.float32)
     got = sess.run(None, {"image": x, "style": s})[0]
@@ -151,7 +152,7 @@ def test_dynamic_flag_and_imgsz_override_a_static_spec(tmp_path, fake_trainer, m
     ckpt = save_ckpt(tmp_path / "t.pt")
 
     def dims(path):
-        sess = parity.ort_session(read_model_file(path)[0])
+        sess = make_session(read_model_file(path)[0])
         return {v.name: list(v.shape) for v in sess.get_inputs() + sess.get_outputs()}
 
     assert run([ckpt, "-o", tmp_path / "static.onnx", "--imgsz", 24, 40]) == 0
@@ -277,7 +278,7 @@ def test_fp16_keeps_sensitive_ops_when_they_matter(tmp_path):
     from artcam.export.precision import choose_fp16
 
     feeds = [{"x": np.random.default_rng(i).random((1, 8), dtype=np.float32) * 20} for i in range(4)]
-    refs = parity.run_ort(parity.ort_session(data), feeds)
+    refs = parity.run_ort(make_session(data), feeds)
     choice = choose_fp16(data, feeds, refs, None, parity.Tolerance(max_abs=1e-2), log=lambda m: None)
     assert not choice.measured["all-fp16"]["passed"]  # inf after Pow -> y collapses to 0
     assert choice.variant == "sensitive-ops-fp32" and {"Pow", "ReduceMean", "Sqrt"} <= set(choice.kept_fp32)
@@ -301,10 +302,10 @@ def test_freeze_style_folds_the_style_input(stylizer_onnx, tmp_path):
     assert run([stylizer_onnx, "--freeze-style", "oil", "-o", out]) == 0
     data, meta = read_model_file(out)
     assert meta.style is None and meta.name == "tiny_stylizer_oil"
-    sess = parity.ort_session(data)
+    sess = make_session(data)
     assert [i.name for i in sess.get_inputs()] == ["image"]
     x = np.random.default_rng(0).random((1, 3, 16, 20), dtype=np.float32)
-    ref = parity.ort_session(stylizer_onnx.read_bytes()).run(None, {"image": x, "style": np.eye(2, dtype=np.float32)[1:]})
+    ref = make_session(stylizer_onnx.read_bytes()).run(None, {"image": x, "style": np.eye(2, dtype=np.float32)[1:]})
     np.testing.assert_allclose(sess.run(None, {"image": x})[0], ref[0], atol=1e-5)
     with pytest.raises(ModelError, match="unknown style 'acrylic'"):
         run([stylizer_onnx, "--freeze-style", "acrylic"])
@@ -422,3 +423,19 @@ def test_engine_format_without_tensorrt_says_so(stylizer_onnx, tmp_path, monkeyp
     with pytest.raises(ArtcamError, match="TensorRT is not installed"):
         run([stylizer_onnx, "--format", "engine", "-o", tmp_path / "x.engine"])
     assert not (tmp_path / "x.engine").exists()
+
+
+def test_a_default_output_never_lands_on_a_shipped_model(monkeypatch):
+    """Replacing a model in runtime/models takes its exact path with -o; a default name or -o DIR refuses."""
+    from artcam.runtime.zoo import SHIPPED_DIR
+
+    def args(out=None, half=False):
+        return types.SimpleNamespace(out=out, int8=False, half=half)
+
+    with pytest.raises(ModelError, match="shipped models' folder"):
+        cli._default_out(args(str(SHIPPED_DIR)), "stylizer_nano", ".onnx")
+    monkeypatch.chdir(SHIPPED_DIR)
+    with pytest.raises(ModelError, match="-o stylizer_nano_fp16.onnx"):
+        cli._default_out(args(half=True), "stylizer_nano", ".onnx")
+    explicit = SHIPPED_DIR / "stylizer_nano.onnx"
+    assert cli._default_out(args(str(explicit)), "stylizer_nano", ".onnx") == explicit

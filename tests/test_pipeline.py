@@ -104,3 +104,34 @@ def test_latest_slot_counts_drops():
     for i in range(5):
         s.put(i)
     assert s.get() == 4 and s.dropped == 4
+
+
+def test_frame_processor_applies_requests_at_the_next_frame(tmp_path):
+    """Style and strength requests (the web viewer's API, n/p keys) are checked at once and applied
+    between frames, never in the middle of one; a bad one changes nothing."""
+    import tiny_models as tm
+
+    from artcam.runtime.errors import InputError
+    from artcam.runtime.loading import load_model
+    from artcam.runtime.pipeline import FrameProcessor
+    from artcam.runtime.sinks import NEXT_STYLE, PREV_STYLE
+    from artcam.runtime.tasks import Stylizer
+
+    st = Stylizer(load_model(tm.stylizer(tmp_path / "s.onnx", styles=("a", "b", "c")), device="cpu"))
+    proc = FrameProcessor(st, None)
+    frame = np.full((16, 16, 3), 128, np.uint8)
+    proc.request(style="c", strength=0.5)
+    assert proc.settings() == {"styles": ["a", "b", "c"], "weights": [0.0, 0.0, 1.0], "strength": 0.5}
+    assert st.weights.tolist() == [[1.0, 0.0, 0.0]] and st.strength == 1.0  # not yet: between frames only
+    _, info = proc(frame)
+    assert info["style"] == "c" and st.strength == 0.5
+    for bad in ({"style": "nope"}, {"style": [0, 0, 0]}, {"strength": float("nan")}, {"style": "a", "strength": 2}):
+        with pytest.raises(InputError):
+            proc.request(**bad)
+    assert proc.settings()["weights"] == [0.0, 0.0, 1.0] and proc.settings()["strength"] == 0.5
+    proc.handle(NEXT_STYLE)
+    assert proc.settings()["weights"] == [1.0, 0.0, 0.0]  # wraps around
+    proc.handle(PREV_STYLE)
+    proc.handle(PREV_STYLE)
+    assert proc(frame)[1]["style"] == "b"
+    proc.close()

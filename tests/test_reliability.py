@@ -23,7 +23,13 @@ import tiny_models as tm
 from artcam.runtime import cli
 from artcam.runtime import sinks as S
 from artcam.runtime.errors import InputError, Interrupted, SinkError
-from artcam.runtime.fileio import atomic_path, partial_prefix, sweep_stale_partials, write_image
+from artcam.runtime.fileio import (
+    atomic_path,
+    partial_prefix,
+    remove_own_partials,
+    sweep_stale_partials,
+    write_image,
+)
 from artcam.runtime.pipeline import Pipeline, Reservoir
 from artcam.runtime.sinks import NullSink
 from artcam.runtime.sources import Source, open_source
@@ -190,6 +196,18 @@ def test_stale_sweep_keeps_files_of_live_processes(tmp_path, capsys):
     assert mine.exists() and other.exists() and elsewhere.exists()
     assert "removed 1 stale partial file" in capsys.readouterr().err
     assert sweep_stale_partials(tmp_path) == []  # once per folder and process
+
+
+def test_interrupt_handler_removes_this_process_partials_only(tmp_path):
+    """A Ctrl-C landing between mkstemp and atomic_path's guard would leave a temporary file; the CLI's
+    interrupt handler removes this process's ones in every folder it wrote to, and nobody else's."""
+    write_image(tmp_path / "done.png", np.zeros((4, 4, 3), np.uint8))  # registers the folder
+    mine = tmp_path / f"{partial_prefix('frame')}abc.partial.png"
+    theirs = tmp_path / f".artcam-{os.getpid() + 1}@someotherhost-frame.abc.partial.png"
+    for f in (mine, theirs):
+        f.write_bytes(b"x")
+    assert remove_own_partials() == [mine]
+    assert not mine.exists() and theirs.exists() and (tmp_path / "done.png").exists()
 
 
 def test_atomic_path_on_error_keeps_the_previous_file(tmp_path):

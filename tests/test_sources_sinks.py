@@ -15,6 +15,7 @@ from artcam.runtime import sources
 from artcam.runtime.errors import SinkError, SourceError
 from artcam.runtime.fileio import read_image, write_image
 from artcam.runtime.sources import SampleSource, open_source
+from artcam.runtime.viewer import ViewerSink
 
 
 def make_video(path, n=12, size=(48, 64), fps=10.0):
@@ -74,7 +75,7 @@ class Feeder:
     """A real MJPEG-over-HTTP stream on loopback (our own sink), fed with frames of one grey value."""
 
     def __init__(self, value, port=0):
-        self.sink = S.MjpegServerSink("127.0.0.1", port, hud=False)
+        self.sink = ViewerSink("127.0.0.1", port, hud=False)
         self.port, self.value = self.sink.port, value
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -161,6 +162,19 @@ def test_sample_source_moves_and_falls_back(monkeypatch):
     assert "generated" in g.description and len(list(g)) == 2
 
 
+def test_sample_source_shows_one_photo_at_a_time_and_cross_fades():
+    """No panorama of photos side by side (its seams looked like a broken camera): one photo per shot,
+    and the change to the next is a cross-fade, never a cut (a cut changes a frame by ~80 levels)."""
+    s = SampleSource(size=(60, 80), fps=10, live=False)
+    n = int(2.5 * s.SHOT_S * s.fps)  # two changes of photo
+    frames = [s.frame_at(i).astype(np.int16) for i in range(n)]
+    steps = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:])]
+    assert max(steps) < 30 and np.mean(steps) > 0.5  # it moves, smoothly
+    if len(s.photos) > 1:
+        first, later = frames[int(s.SHOT_S * s.fps) // 2], frames[int(1.5 * s.SHOT_S * s.fps)]
+        assert np.abs(first - later).mean() > 20  # a new photo after the cross-fade
+
+
 def test_video_sink_round_trip_and_atomic(tmp_path):
     out = tmp_path / "out.avi"
     sink = S.open_sink(str(out), fps=12)
@@ -221,7 +235,7 @@ def test_window_without_display(monkeypatch):
 
 def test_mjpeg_http_stream(tmp_path):
     sink = S.open_sink("http://127.0.0.1:0")
-    assert isinstance(sink, S.MjpegServerSink)
+    assert isinstance(sink, ViewerSink)  # the web viewer: tests/test_viewer*.py test the rest
     url = f"http://127.0.0.1:{sink.port}"
     stop = threading.Event()
 

@@ -36,6 +36,8 @@ def test_registry_has_the_student_and_the_teacher():
         config_for("huge", 2)
     with pytest.raises(ValueError, match="strides multiply"):
         config_for("nano", 2, up=((8, 3),))
+    with pytest.raises(ValueError, match="strides multiply"):  # shuffle counts as upsampling
+        config_for("nano", 2, up=((32, 3), (16, 3)), shuffle=4)
     with pytest.raises(ValueError, match="unknown stylizer config keys"):
         StylizerConfig.from_dict({**config_for("nano", 2).to_dict(), "detail": 8})
 
@@ -53,12 +55,13 @@ def test_any_multiple_of_stride_keeps_shape_and_range(size):
 
 
 def test_nano_normalises_only_its_coarse_maps():
-    """Instance norm at 1/4 and below; the 1/2- and full-resolution convs are plain (fusable) convs."""
+    """Instance norm at 1/4 and below; the 1/2-resolution convs are plain (fusable) convs."""
     net = _net("nano")
     assert net.down[0].norm is None and net.down[1].norm is not None  # 1/2 res plain, 1/4 normalised
     assert net.up_conv[-1].norm is None and net.up_conv[0].norm is not None
     assert all(b.dw.norm is not None and b.pw1.norm is None for b in net.blocks)  # dw_light: one norm a block
-    assert net.skip_from == [1, 0, -1]  # U-Net skips at 1/4 and 1/2
+    assert net.skip_from == [1, 0]  # U-Net skips at 1/4 and 1/2
+    assert net.cfg.shuffle == 2 and net.out.out_channels == 12  # the last 2x is a pixel shuffle
 
 
 def test_teacher_is_normalised_everywhere():
@@ -98,7 +101,26 @@ def test_config_round_trips_through_a_dict():
     assert list(build_stylizer(again).state_dict()) == list(build_stylizer(cfg).state_dict())
 
 
-@pytest.mark.parametrize("size,kw", [("nano", {}), ("teacher", {}), ("nano", {"pad": "reflect"})])
+SHUFFLE = {"down": ((16, 3, 2), (32, 3, 2), (64, 3, 2)), "up": ((32, 3), (16, 3)), "shuffle": 2}  # depthwise decoder
+
+
+def test_pixel_shuffle_output_keeps_shape_and_gives_each_2x2_block_its_own_pixels():
+    net = _net("nano", **SHUFFLE)
+    assert net.out.in_channels == 16 and net.out.out_channels == 12  # 3 colours x 2 x 2 sub-pixels
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        y = net(x, torch.eye(3)[:1])
+    assert y.shape == x.shape
+    # Sub-pixels of one 2x2 block come from different output channels, so they differ (not a nearest upsample).
+    assert (y[..., 0::2, 0::2] - y[..., 1::2, 1::2]).abs().mean() > 1e-4
+
+
+FULL_RES = {"down": ((16, 3, 2), (32, 3, 2), (64, 3, 2)), "up": ((32, 3), (16, 3), (8, 3)), "up_depthwise": True,
+            "shuffle": 1}  # the previous nano: a full-resolution decoder stage, no shuffle
+
+
+@pytest.mark.parametrize("size,kw", [("nano", {}), ("teacher", {}), ("nano", {"pad": "reflect"}), ("nano", SHUFFLE),
+                                     ("nano", FULL_RES)])
 def test_onnx_export_parity_at_dynamic_sizes(tmp_path, size, kw):
     net = _net(size, styles=3, **kw)
     s = net.stride

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from artcam.runtime.modelfile import read_model_file
 from artcam.training import stylize
@@ -230,6 +231,28 @@ layers = {{ c1 = 1.0, c2 = 1.0 }}"""
     assert errors[1] < errors[0]
     with pytest.raises(TrainingError, match="holds styles"):
         stylize.load_teacher(str(teacher / "last.pt"), ["dots", "stripes"], "cpu")
+
+
+def test_distill_colour_option_sees_what_the_feature_taps_barely_see():
+    """A desaturated copy of the teacher's picture: small feature error, but the colour option counts it,
+    and only at the block scale (a per-pixel stroke shift inside a 4x4 block costs it nothing)."""
+    from artcam.training.perceptual import build_loss_network
+    from artcam.training.style_terms import Distill, Views
+
+    lossnet, taps = build_loss_network("random"), ["c1", "c2"]
+    torch.manual_seed(0)
+    t = (F.interpolate(torch.rand(2, 3, 4, 4), size=(32, 32), mode="nearest") * 0.8 + torch.rand(2, 3, 32, 32) * 0.2)
+    grey = t.mean(1, keepdim=True).expand_as(t) * 0.5 + t * 0.5
+    jitter = t.view(2, 3, 8, 4, 8, 4).flip(3, 5).reshape(2, 3, 32, 32)  # same 4x4 block means, pixels moved
+
+    def loss(out, colour):
+        v = Views(out, t, torch.eye(2), features=lossnet.features(out, taps),
+                  teacher_features=lossnet.features(t, taps), teacher_output=t)
+        return float(Distill(1.0, layers={"c1": 1.0, "c2": 1.0}, colour=colour)(v))
+
+    assert loss(t, 20.0) == 0.0
+    assert loss(grey, 20.0) - loss(grey, 0.0) > 0.5
+    assert loss(jitter, 20.0) == pytest.approx(loss(jitter, 0.0), abs=1e-5)
 
 
 def test_distill_without_a_teacher_is_a_clear_error(data, tmp_path):

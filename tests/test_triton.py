@@ -87,10 +87,10 @@ def test_triton_onnx_runs_like_the_source(tmp_path, fake_trainer):  # noqa: F811
     onnx_path = tmp_path / "sty.onnx"
     assert cli.main([str(save_ckpt(tmp_path / "s.pt")), "-o", str(onnx_path)]) == 0
     assert cli.main([str(onnx_path), "--format", "triton", "-o", str(tmp_path / "repo")]) == 0
-    from artcam.export.parity import ort_session
+    from artcam.runtime.backends.onnxrt import make_session
 
     feed = {"image": np.random.default_rng(0).random((3, 3, 16, 24), dtype=np.float32),
             "style": np.eye(2, dtype=np.float32)[[0, 1, 0]]}
-    a = ort_session(onnx_path.read_bytes()).run(None, feed)[0]
-    b = ort_session((tmp_path / "repo" / "tiny_stylizer" / "1" / "model.onnx").read_bytes()).run(None, feed)[0]
+    a = make_session(onnx_path.read_bytes()).run(None, feed)[0]
+    b = make_session((tmp_path / "repo" / "tiny_stylizer" / "1" / "model.onnx").read_bytes()).run(None, feed)[0]
     np.testing.assert_array_equal(a, b)

@@ -20,7 +20,7 @@ from artcam.runtime.errors import ArtcamError, InputError
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-from artcam.export import tensorrt_build as tb  # noqa: E402
+from artcam.runtime.backends import trt_build as tb  # noqa: E402
 
 
 def tiny_onnx(dynamic=True, qdq=False, fp16=False) -> bytes:
@@ -210,7 +210,7 @@ def test_missing_tensorrt_is_a_clear_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(ArtcamError, match="TensorRT is not installed"):
-        tb.import_tensorrt()
+        tb.import_trt()
 
 
 def test_engine_precision_of():

@@ -148,7 +148,7 @@ def test_trt_ep_options(tmp_path):
 
 def test_runtime_modules_import_without_torch_or_tensorrt():
     code = ("import sys; import artcam.runtime.backends.engine_file, artcam.runtime.backends.trt, "
-            "artcam.export.tensorrt_build; bad = {'torch', 'tensorrt', 'onnx'} & set(sys.modules); "
+            "artcam.runtime.backends.trt_build; bad = {'torch', 'tensorrt', 'onnx'} & set(sys.modules); "
             "assert not bad, bad")
     env = dict(os.environ)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)

@@ -14,6 +14,7 @@ pytest.importorskip("onnx")
 
 from artcam.export import parity  # noqa: E402
 from artcam.export.onnx_export import to_onnx_bytes  # noqa: E402
+from artcam.runtime.backends.onnxrt import make_session  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -55,7 +56,7 @@ def test_cuda_fp16_error_is_close_to_the_cpu_emulation():
     net, data = _onnx()
     feeds = _feeds()
     refs = parity.run_torch(net, feeds, ["out"])
-    emu = parity.run_ort(parity.ort_session(emulate_fp16(data)), feeds)
+    emu = parity.run_ort(make_session(emulate_fp16(data)), feeds)
     half = net.cuda().half()
     with torch.no_grad():
         gpu = [{"out": half(torch.from_numpy(f["image"]).cuda().half()).float().cpu().numpy()} for f in feeds]
@@ -73,11 +74,11 @@ def test_ort_cuda_runs_fp16_onnx():
     from artcam.export.precision import to_fp16
 
     _, data = _onnx()
-    sess = ort.InferenceSession(to_fp16(data), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    sess = make_session(to_fp16(data), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     if sess.get_providers()[0] != "CUDAExecutionProvider":
         pytest.skip(f"CUDA provider failed to initialise; got {sess.get_providers()}")
     feeds = _feeds()
-    refs = parity.run_ort(parity.ort_session(data), feeds)
+    refs = parity.run_ort(make_session(data), feeds)
     got = parity.run_ort(sess, feeds)
     cmp = parity.compare("ORT CUDA FP16 vs CPU FP32", refs, got, None, parity.Tolerance(max_abs=2e-2))
     print("\n".join(cmp.lines()))
@@ -93,9 +94,9 @@ def test_tensorrt_engine_build_file_and_runner(tmp_path):
         import_cudart()
     except Exception as e:
         pytest.skip(f"cuda-python missing: {e}")
-    from artcam.export.tensorrt_build import BuildOptions, build_engine
     from artcam.runtime.backends import engine_file as ef
     from artcam.runtime.backends.trt import TrtRunner, gpu_info
+    from artcam.runtime.backends.trt_build import BuildOptions, build_engine
     from artcam.runtime.errors import InputError
 
     _, data = _onnx()
@@ -105,7 +106,7 @@ def test_tensorrt_engine_build_file_and_runner(tmp_path):
     path = ef.write_engine_file(tmp_path / "m.engine", header, plan)
     h2, plan2 = ef.read_engine_file(path)
     feeds = _feeds() + _feeds(1, (64, 64))
-    refs = parity.run_ort(parity.ort_session(data), feeds)
+    refs = parity.run_ort(make_session(data), feeds)
     with TrtRunner(plan2, h2, str(path), cuda_graph=True) as r:
         got = [{"out": r.infer(f)["out"].copy()} for f in feeds]
         with pytest.raises(InputError, match="outside"):

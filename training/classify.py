@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import atomic_write_text
 from artcam.training import datasets as D
 from artcam.training.common import (
@@ -343,7 +344,7 @@ def save_confusion_png(path: Path, confusion: list[list[int]], classes: tuple[st
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="artcam train classify", description="Train an image classifier.")
+    ap = ArgParser(prog="artcam train classify", description="Train an image classifier.")
     ap.add_argument("--data", required=True, help="image folder (DIR/<class>/*.jpg, or DIR/train + DIR/val), "
                     "cifar10 or cifar10:PATH (.npz or cifar-10-batches-py folder)")
     ap.add_argument("--arch", default="efficientnet_lite0", choices=ARCHS)

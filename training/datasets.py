@@ -10,7 +10,6 @@ DDP rank see exactly the images an uninterrupted single run would.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,10 @@ import cv2
 import numpy as np
 
 from artcam.runtime.errors import ArtcamError
-from artcam.runtime.fileio import read_image
+from artcam.runtime.fileio import data_root, read_image
 from artcam.training.common import TrainingError, list_images
 
-SHARED_CIFAR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10" / "cifar10_subset.npz"
+CIFAR_SUBSET = ("cifar10", "cifar10_subset.npz")  # under the data root (``data_root``)
 
 
 EVAL_CROP = 0.875  # the runtime's ``center_crop`` keeps this fraction of the shorter side
@@ -189,9 +188,10 @@ def _cifar_npz(path: Path) -> tuple[ImageSplit, ImageSplit, tuple[str, ...]]:
 
 def load_cifar(path: str | Path | None) -> ClassificationData:
     """CIFAR-10 from an .npz or the python batches folder; the test set serves as validation."""
-    p = Path(path) if path else Path(os.environ.get("ARTCAM_CIFAR10", SHARED_CIFAR))
+    p = Path(path) if path else data_root(*CIFAR_SUBSET)
     if not p.exists():
-        raise TrainingError(f"CIFAR-10 data not found at {p}", "pass --data cifar10:PATH (.npz or cifar-10-batches-py/)")
+        raise TrainingError(f"CIFAR-10 data not found at {p}",
+                            "pass --data cifar10:PATH (.npz or cifar-10-batches-py/), or set ARTCAM_DATA")
     train, test, classes = _cifar_npz(p) if p.is_file() else _cifar_batches(p)
     for name, split in (("train", train), ("test", test)):
         if split.images.ndim != 4 or split.images.shape[1:] != (32, 32, 3) or len(split.images) != len(split.labels):

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from artcam.runtime.cli import ArgParser
+
 FEATURE_SIZE = 224
 
 
@@ -214,11 +216,10 @@ def evaluate_checkpoint(ckpt_path: str | Path, data: str | Path, samples: int = 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m artcam.training.frechet CKPT --data DIR``: print the evaluation as JSON."""
-    import argparse
     import json
     import sys
 
-    p = argparse.ArgumentParser(prog="python -m artcam.training.frechet", description=main.__doc__)
+    p = ArgParser(prog="python -m artcam.training.frechet", description=main.__doc__)
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True)
     p.add_argument("--samples", type=int, default=2000)

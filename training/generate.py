@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import InputError
 from artcam.runtime.fileio import atomic_write_text, read_image, write_image
 from artcam.training import common
@@ -246,7 +247,7 @@ def export_checkpoint(checkpoint: dict, path: str | Path, atol: float = 1e-4):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="artcam train generate", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="artcam train generate", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder of paintings (sub-folders = classes with --conditional)")
     p.add_argument("--size", type=int, default=64, choices=(64, 128))
     p.add_argument("--conditional", action="store_true", help="condition G and D on the sub-folder names")

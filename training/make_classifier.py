@@ -9,11 +9,15 @@ is exported (``export``). With a frozen backbone the objects head is exactly the
 ``features --backbone CKPT`` uses a fine-tuned backbone instead; its L2 choice is then optimistic,
 since that backbone has already seen the inner split's images.
 
-    python -m artcam.training.make_classifier features --data ../shared/data/art --out runs/style/features.npz
+    python -m artcam.training.make_classifier features --out runs/style/features.npz
     python -m artcam.training.make_classifier fit runs/style/features.npz --head gram --out runs/style/style_head.pt
-    python -m artcam.training.make_classifier export [--checkpoint runs/style/style_head.pt] [--out PATH]
-    python -m artcam.training.make_classifier evaluate --data ../shared/data/art [--png confusion.png]
-    python -m artcam.training.make_classifier heldout --data ../shared/data/art --out runs/style/heldout
+    python -m artcam.training.make_classifier export --checkpoint runs/style/style_head.pt --out runs/style/c.onnx
+    python -m artcam.training.make_classifier evaluate --model runs/style/c.onnx [--png confusion.png]
+    python -m artcam.training.make_classifier heldout --out runs/style/heldout
+
+``--data`` (features, evaluate, heldout) is the folder of WikiArt style folders: default ``$ARTCAM_DATA/art``,
+else ``../shared/data/art``. ``export --out`` has no default: replacing the shipped model takes
+``--out runtime/models/classifier_lite0.onnx``.
 
 ``export`` without a checkpoint writes the objects-only ImageNet classifier. ``export`` also takes any
 ``artcam train classify`` checkpoint of efficientnet_lite0 (e.g. a GPU fine-tune).
@@ -29,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artcam.runtime.zoo import SHIPPED_DIR
+from artcam.runtime.cli import ArgParser
+from artcam.runtime.fileio import data_root
 
-DEFAULT_OUT = SHIPPED_DIR / "classifier_lite0.onnx"
 FEATURE_SEED = 0  # the stratified val split of `artcam train classify --seed 0 --val-split 0.15`
 
 
@@ -317,11 +321,14 @@ def cmd_heldout(args: argparse.Namespace) -> None:
     print(f"linked {len(files)} held-out images into {out}/<class>/")
 
 
+DATA_HELP = "folder of WikiArt style folders (default: $ARTCAM_DATA/art, else ../shared/data/art)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[1])
+    ap = ArgParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[1])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("features", help="cache frozen backbone features of an image folder")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--val-split", type=float, default=0.15)
     p.add_argument("--backbone", help="classify checkpoint whose (fine-tuned) backbone computes the features")
     p.add_argument("--out", required=True)
@@ -336,16 +343,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p = sub.add_parser("export", help="write the two-head (or objects-only) ONNX model")
     p.add_argument("--checkpoint", help="classify checkpoint with a style head on efficientnet_lite0")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--out", required=True, help="the ONNX model (runtime/models/classifier_lite0.onnx replaces the "
+                                                "shipped one)")
     p = sub.add_parser("evaluate", help="top-1 of an exported model on the held-out split, via the runtime")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--model", default="classifier_lite0")
     p.add_argument("--head", default="style")
     p.add_argument("--png", help="write the confusion matrix here")
     p = sub.add_parser("heldout", help="link the held-out split into DIR/<class>/ (for export --int8 --data)")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if "data" in args and args.data is None:
+        args.data = str(data_root("art"))
     {"heldout": cmd_heldout, "features": cmd_features, "fit": cmd_fit, "export": cmd_export, "evaluate": cmd_evaluate}[args.cmd](args)
     return 0
 

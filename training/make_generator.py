@@ -5,21 +5,23 @@
     python -m artcam.training.make_generator --from-checkpoint C  # export + evaluate an existing checkpoint
 
 Training is ``artcam train generate`` with the recipe below; export writes the EMA generator with
-its metadata (parity-checked against PyTorch); the evaluation prints the Frechet distances (trained
-vs untrained, EfficientNet-Lite0 features) and the nearest-neighbour memorisation check as JSON.
+its metadata (parity-checked against PyTorch) to ``--output`` (default ``OUT/generator_art64.onnx``: the
+shipped model is replaced only when ``--output runtime/models/generator_art64.onnx`` says so); the
+evaluation prints the Frechet distances (trained vs untrained, EfficientNet-Lite0 features) and the
+nearest-neighbour memorisation check as JSON. The paintings come from ``--data`` (default
+``$ARTCAM_DATA/art``, else ``../shared/data/art``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from artcam.runtime.zoo import SHIPPED_DIR
+from artcam.runtime.cli import ArgParser
+from artcam.runtime.fileio import data_root
 
 NAME = "generator_art64"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "art"
 
 # The recipes. CPU: the shipped model (6000 steps, about 85 min on two shared cores; small nets). GPU: bigger nets,
 # batch 128, bf16; steps bounded by wall time.
@@ -36,15 +38,19 @@ RECIPES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m artcam.training.make_generator", description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(DATA), help="the 7 WikiArt style folders")
+    p = ArgParser(prog="python -m artcam.training.make_generator", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="the 7 WikiArt style folders (default: $ARTCAM_DATA/art, "
+                                                 "else ../shared/data/art)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--out", default="runs/generator_art64")
+    p.add_argument("--out", default="runs/generator_art64", help="run folder (checkpoints, samples, the ONNX)")
     p.add_argument("--from-checkpoint", default=None, help="skip training: export this checkpoint")
-    p.add_argument("--output", default=str(SHIPPED_DIR / f"{NAME}.onnx"))
+    p.add_argument("--output", default=None, help=f"the ONNX model (default OUT/{NAME}.onnx; to replace the "
+                                                    f"shipped model pass runtime/models/{NAME}.onnx)")
     p.add_argument("--eval-samples", type=int, default=2000)
     p.add_argument("--no-eval", action="store_true")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    a.data = a.data or str(data_root("art"))
+    a.output = a.output or str(Path(a.out) / f"{NAME}.onnx")
 
     from artcam.training import common, frechet, generate
 

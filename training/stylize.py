@@ -1,7 +1,8 @@
 """``artcam train stylize --recipe FILE [key=value ...]``: train a fast multi-style stylizer.
 
 The recipe (``training/recipes/*.toml``, see ``recipe``) names the net, the paintings, the photos, the
-schedule and the loss terms (``style_terms``); flags only say where to write and where to resume.
+schedule and the loss terms (``style_terms``); flags only say where the data is, where to write and
+where to resume.
 Two shipped recipes make the shipped model: ``stylizer_teacher`` (a Johnson-sized net on the plain
 content + style + TV loss: the quality ceiling) and ``stylizer_nano`` (the real-time net, distilled from
 that teacher's pictures in feature space, plus the style and stability terms).
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
-from artcam.runtime.fileio import read_image, write_image
+from artcam.runtime.fileio import data_root, read_image, write_image
 from artcam.runtime.modelfile import ImageInput, ImageOutput, ModelMeta, StyleInput
 from artcam.training.common import (
     Progress,
@@ -43,7 +45,7 @@ from artcam.training.common import (
 from artcam.training.perceptual import DEFAULT_LAYERS, LOSS_NETS, StyleGrams, build_loss_network
 from artcam.training.recipe import load_recipe
 from artcam.training.style_terms import Distill, Style, Views, build_terms, weighted_sum
-from artcam.training.stylizer_nets import Stylizer, build_stylizer, config_for
+from artcam.training.stylizer_nets import Stylizer, StylizerConfig, build_stylizer, config_for
 
 KIND = "stylize"
 CKPT_NAME = "last.pt"
@@ -189,12 +191,13 @@ PAINTINGS = {
     "woman_with_hat_matisse": ("Woman with a Hat", "Henri Matisse", "1905"),
 }
 
-# Every key a recipe may set, with its default. Paths in [data] are relative to data.root.
+# Every key a recipe may set, with its default. Paths in [data] are relative to data.root
+# (empty: --data, else $ARTCAM_DATA, else ../shared/data beside the checkout).
 SCHEMA: dict[str, Any] = {
     "name": "",  # model name in the metadata (default stylizer_<size>)
     "net": {"size": "nano", "options": {}},  # options: StylizerConfig fields that override the size's
     "data": {
-        "root": "../shared/data",
+        "root": "",
         "styles": [],  # painting files (relative to root) or names in root/styles
         "content": "photos",  # folder of photos, searched recursively
         "exclude": [],  # sub-folders of content kept out of training (held out for judging)
@@ -211,9 +214,11 @@ SCHEMA: dict[str, Any] = {
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    p = argparse.ArgumentParser(prog="artcam train stylize", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="artcam train stylize", description=__doc__.splitlines()[0])
     p.add_argument("--recipe", required=True, help="recipe .toml file, or a shipped recipe's name (stylizer_nano)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.minutes=30")
+    p.add_argument("--data", default="", help="data root the recipe's paths are relative to (same as data.root=DIR; "
+                                                "default: $ARTCAM_DATA, else ../shared/data)")
     p.add_argument("--out", default="", help="folder for checkpoints, samples and the ONNX export (default runs/NAME)")
     p.add_argument("--resume", default="", help="checkpoint to continue from (step, optimizer and RNG continue)")
     p.add_argument("--init", default="", help="start from this checkpoint's weights (same net and styles), fresh steps")
@@ -273,6 +278,7 @@ def load_teacher(path: str, styles: list[str], device) -> Stylizer:
 def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Path:
     r = load_recipe(args.recipe, SCHEMA, overrides)
     data, tr, lc = r["data"], r["train"], dict(r["loss"])
+    data["root"] = getattr(args, "data", "") or data["root"] or str(data_root())
     device = pick_device(tr["device"])
     rank, world, device = setup_distributed(device)
     seed_everything(tr["seed"] + rank)
@@ -297,7 +303,8 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
     init_prov: dict[str, Any] = {}
     if args.init and resume is None:
         init = load_checkpoint(args.init, KIND)
-        if init["config"]["styles"] != names or init["config"]["net"] != net.cfg.to_dict():
+        same_net = StylizerConfig.from_dict(init["config"]["net"]) == StylizerConfig.from_dict(net.cfg.to_dict())
+        if init["config"]["styles"] != names or not same_net:
             raise TrainingError(f"--init {args.init} holds another net or other styles", "init from the same recipe's run")
         net.load_state_dict(init["model"])
         init_prov = dict(init.get("provenance", {}), step=init.get("step"))
@@ -414,7 +421,8 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
                 if content_taps:
                     v.content_features = lossnet.features(x, content_taps)
                 if teacher is not None:
-                    v.teacher_features = lossnet.features(teacher(x, style), taps)
+                    v.teacher_output = teacher(x, style)
+                    v.teacher_features = lossnet.features(v.teacher_output, taps)
             loss, values = weighted_sum(terms, v)
         check_finite(loss.detach(), step + 1, last_good)
         opt.zero_grad(set_to_none=True)

@@ -1,4 +1,5 @@
-"""ONNX Runtime backend: provider choice with a loud one-line fallback, session options, runner."""
+"""ONNX Runtime backend: the session factory (``make_session``), provider choice with a loud one-line
+fallback, runner."""
 
 from __future__ import annotations
 
@@ -59,6 +60,58 @@ def _provider_name(p) -> str:
     return p[0] if isinstance(p, tuple) else p
 
 
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def session_options(threads: int = 0, opt_level: str = "all", spin: bool = False):
+    """The ``SessionOptions`` every artcam session uses (runtime, export checks, benchmarks).
+
+    ``threads``: intra-op threads (0 = ONNX Runtime's default); ``opt_level``: one of ``OPT_LEVELS``;
+    ``spin``: let idle intra-op threads spin (off by default, see below).
+    """
+    ort = _ort()
+    levels = dict(zip(OPT_LEVELS, (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    )))
+    if opt_level not in levels:
+        raise ArtcamError(f"unknown graph optimisation level {opt_level!r}", f"use one of {', '.join(levels)}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = levels[opt_level]
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if not spin:
+        # Idle intra-op threads sleep instead of spinning: in a live pipeline the capture and
+        # output threads need those cores (measured in the README: 3x faster end to end on 2 cores).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def make_session(
+    model: str | bytes | os.PathLike,
+    *,
+    threads: int = 0,
+    opt_level: str = "all",
+    providers: Sequence | None = None,
+    spin: bool = False,
+):
+    """An ``onnxruntime.InferenceSession`` with :func:`session_options`; CPU unless ``providers`` says.
+
+    The one place artcam opens an ONNX Runtime session: loading a model for inference goes through
+    :class:`SessionFromOnnx` (provider choice, fallback message), everything else (export checks,
+    benchmarks, shape probes) calls this directly. ONNX Runtime's own exceptions pass through.
+    """
+    ort = _ort()
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    return ort.InferenceSession(model, sess_options=session_options(threads, opt_level, spin),
+                                providers=list(providers) if providers is not None else ["CPUExecutionProvider"])
+
+
 class SessionFromOnnx:
     """Lazy loader: calling it builds an ``InferenceSession`` on the first provider that works."""
 
@@ -81,28 +134,6 @@ class SessionFromOnnx:
         self.spin = spin
         self.fallback_reason = ""
 
-    def options(self):
-        ort = _ort()
-        so = ort.SessionOptions()
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        if self.opt_level not in levels:
-            raise ArtcamError(f"unknown graph optimisation level {self.opt_level!r}", f"use one of {', '.join(levels)}")
-        so.graph_optimization_level = levels[self.opt_level]
-        if self.threads:
-            so.intra_op_num_threads = int(self.threads)
-            so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        if not self.spin:
-            # Idle intra-op threads sleep instead of spinning: in a live pipeline the capture and
-            # output threads need those cores (measured in the README: 3x faster end to end on 2 cores).
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return so
-
     def __call__(self):
         ort = _ort()
         chain = provider_chain(self.device, self.trt_options)
@@ -111,7 +142,10 @@ class SessionFromOnnx:
         usable = [p for p in chain if _provider_name(p) in available]
         skipped = [_provider_name(p) for p in chain if _provider_name(p) not in available]
         try:
-            sess = ort.InferenceSession(self.model, sess_options=self.options(), providers=usable)
+            sess = make_session(self.model, threads=self.threads, opt_level=self.opt_level, providers=usable,
+                                spin=self.spin)
+        except ArtcamError:
+            raise
         except Exception as e:  # onnxruntime raises its own exception types for bad models
             what = self.model if isinstance(self.model, (str, os.PathLike)) else "model bytes"
             msg = str(e).strip().splitlines()[0][:300]

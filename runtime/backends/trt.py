@@ -32,6 +32,7 @@ from .engine_file import (
     read_engine_file,
     select_profile,
 )
+from .trt_build import BuildOptions, build_engine, engine_precision_of, import_trt, trt_major
 
 
 def import_cudart():
@@ -43,16 +44,6 @@ def import_cudart():
         except ImportError as e:
             raise ArtcamError("the TensorRT backend needs cuda-python", "pip install cuda-python") from e
     return cudart
-
-
-def import_trt():
-    try:
-        import tensorrt
-    except ImportError as e:
-        raise ArtcamError("TensorRT is not installed (`import tensorrt` failed)",
-                          "install TensorRT 10+ on a machine with an NVIDIA GPU (pip install tensorrt), or use "
-                          "ONNX Runtime (--format onnx / --backend onnxruntime)") from e
-    return tensorrt
 
 
 class _Cuda:
@@ -234,11 +225,9 @@ class TrtRunner(Runner):
 
 def _onnx_inputs(data: bytes) -> dict[str, tuple]:
     """Declared input shapes (-1 for dynamic dims), read with ONNX Runtime's CPU session."""
-    import onnxruntime as ort
+    from .onnxrt import make_session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+    sess = make_session(data)
     return {i.name: tuple(d if isinstance(d, int) else -1 for d in i.shape) for i in sess.get_inputs()}
 
 
@@ -294,8 +283,6 @@ def runner_for_onnx(
     log = log or (lambda m: print(m, file=sys.stderr))
     trt = import_trt()
     name, cc = gpu_info()
-    from artcam.export.tensorrt_build import BuildOptions, build_engine, engine_precision_of, trt_major
-
     _, props = parse_model_bytes(data)
     props = {k: v for k, v in props.items() if k.startswith(PREFIX)}
     precision = precision or engine_precision_of(data, want_half=False)

@@ -1,6 +1,7 @@
 """Build TensorRT engines from ONNX with the TensorRT Python API (10.x and 11.x).
 
-Imports neither torch nor onnx, so the runtime's TensorRT backend can build-and-cache engines too.
+Imports neither torch nor onnx (onnx only to look for FP16 tensors, when installed). The runtime's
+TensorRT backend builds-and-caches engines with it; ``artcam export --format engine`` builds with it too.
 
 Two API generations:
 - TensorRT 10.x ("weakly typed" by default): precision comes from builder flags. FP16 sets
@@ -20,20 +21,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from artcam.runtime.backends.engine_file import (
+from ..errors import ArtcamError
+from .engine_file import (
     PRECISIONS,
     EngineHeader,
     Profile,
     onnx_digest,
     validate_profile,
 )
-from artcam.runtime.errors import ArtcamError
 
 
-def import_tensorrt():
-    from artcam.runtime.backends.trt import import_trt
-
-    return import_trt()
+def import_trt():
+    """``import tensorrt``, or a one-line error saying what to install."""
+    try:
+        import tensorrt
+    except ImportError as e:
+        raise ArtcamError("TensorRT is not installed (`import tensorrt` failed)",
+                          "install TensorRT 10+ on a machine with an NVIDIA GPU (pip install tensorrt), or use "
+                          "ONNX Runtime (--format onnx / --backend onnxruntime)") from e
+    return tensorrt
 
 
 def trt_major(trt) -> int:
@@ -95,7 +101,7 @@ def build_engine(
     log: Callable[[str], None] = print,
 ) -> tuple[EngineHeader, bytes]:
     """Parse, configure and build; returns (header, plan). ``gpu`` is (name, compute capability)."""
-    trt = trt or import_tensorrt()
+    trt = trt or import_trt()
     if options.precision not in PRECISIONS:
         raise ArtcamError(f"unknown precision {options.precision!r}", f"use one of {', '.join(PRECISIONS)}")
     major = trt_major(trt)
@@ -163,7 +169,7 @@ def build_engine(
                           "try a larger --workspace, another precision, or check the profile shapes")
     log(f"built TensorRT {trt.__version__} engine ({options.precision}) in {time.perf_counter() - t0:.1f} s")
     if cache_path is not None:
-        from artcam.runtime.fileio import atomic_write_bytes
+        from ..fileio import atomic_write_bytes
 
         atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
 
