@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from artcam.runtime.cli import ArgParser
+from artcam.runtime.fileio import atomic_write_text
 
 
 def rss_kb(pid: int) -> int | None:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
           f"max {res['rss_max_mb']:.1f} MB)")
     print("pipeline summary: " + json.dumps({k: s[k] for k in list(s)[:8]}))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        atomic_write_text(args.json, json.dumps(res, indent=2))
     return 0
 
 

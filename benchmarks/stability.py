@@ -21,7 +21,7 @@ import numpy as np
 
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.cli import ArgParser
-from artcam.runtime.fileio import data_root
+from artcam.runtime.fileio import atomic_write_text, data_root
 
 # The clips under the data root's video/ and the sizes NOTES.md measured the peer at.
 DEFAULT_CLIPS = {"fox.mp4": (480, 480), "street_walking_720p.mp4": (640, 360)}
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             results[clip.name][f"{name}_shift"]["mean"] = float(np.mean(shifts))
             print(f"{clip.name}  {name:4s} mean over styles {np.mean(vals):.3f}  shift {np.mean(shifts):.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        atomic_write_text(args.json, json.dumps(results, indent=2))
     return 0
 
 
