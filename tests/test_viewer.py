@@ -341,3 +341,13 @@ def test_cli_live_viewer_with_token(models, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_stream_delay_benchmark_runs_and_every_frame_arrives_in_order(capsys):
+    """The benchmark behind the README's stream-delay line: a real sink and a real client (no timing asserted)."""
+    from artcam.benchmarks.viewer_delay import main
+
+    assert main(["--frames", "30", "--fps", "30"]) == 0
+    out = capsys.readouterr().out
+    received = int(out.split(" frames received")[0].split()[-1])
+    assert received >= 10 and "frames behind the newest at receipt" in out
