@@ -1,6 +1,6 @@
-"""Build the shipped classifier ``runtime/models/classifier_lite0.onnx``.
+"""Build the shipped classifier ``runtime/models/classifier_lite0.onnx`` (or a Lite1/Lite2 one).
 
-One EfficientNet-Lite0 backbone, two heads: "objects" (the 1000 ImageNet classes, the original
+One EfficientNet-Lite backbone, two heads: "objects" (the 1000 ImageNet classes, the original
 pretrained layer) and "style" (the 7 WikiArt styles). The shipped style head sits on the *frozen*
 backbone (full fine-tunes on a GPU did not beat it; README): features are computed once per image
 (``features``), a linear head is fitted on them (``fit``: standardise, multinomial logistic
@@ -15,8 +15,9 @@ since that backbone has already seen the inner split's images.
     python -m artcam.training.make_classifier evaluate --model runs/style/c.onnx [--png confusion.png]
     python -m artcam.training.make_classifier heldout --out runs/style/heldout
 
-``--data`` (features, evaluate, heldout) is the folder of WikiArt style folders: default ``$ARTCAM_DATA/art``,
-else ``../shared/data/art``. ``export --out`` has no default: replacing the shipped model takes
+``--data`` (features, evaluate, heldout) takes one or more folders of WikiArt style folders, each split on its
+own: default ``art`` and ``art_extra`` under ``$ARTCAM_DATA``, else ``../shared/data``. ``features --arch
+efficientnet_lite1|efficientnet_lite2`` computes the features on a larger backbone (its native input size). ``export --out`` has no default: replacing the shipped model takes
 ``--out runtime/models/classifier_lite0.onnx``.
 
 ``export`` without a checkpoint writes the objects-only ImageNet classifier. ``export`` also takes any
