@@ -50,15 +50,15 @@ from artcam.training.common import (
     setup_distributed,
 )
 from artcam.training.efficientnet_lite import (
+    LITE_ARCHS,
     NUM_FEATURES,
-    VARIANTS,
     efficientnet_lite,
     efficientnet_lite0,
     imagenet_labels,
+    variant,
 )
 from artcam.training.seed_cnn import SeedCNN
 
-LITE_ARCHS = tuple(f"efficientnet_{v}" for v in VARIANTS)  # efficientnet_lite0/1/2
 ARCHS = LITE_ARCHS + ("seed_cnn",)
 HEADS = ("pooled", "stats", "gram")
 
@@ -67,7 +67,7 @@ def style_taps(arch: str = "efficientnet_lite0") -> tuple[tuple[str, ...], tuple
     """(channel-statistics taps, Gram taps) of a Lite backbone, placed by stage so every variant reads the
     same depths: stats at the first block of stages 2 and 4 and the end of stage 5, Grams at the ends of
     stages 2, 4 and 5 (Lite0: blocks 3/8/14 and 4/10/14)."""
-    v = VARIANTS[arch.removeprefix("efficientnet_")]
+    v = variant(arch)
     s2, s4, s5 = v.stage_blocks(2), v.stage_blocks(4), v.stage_blocks(5)
     return (s2[0], s4[0], s5[-1]), (s2[-1], s4[-1], s5[-1])
 
@@ -101,7 +101,7 @@ def gram_features(f: torch.Tensor) -> torch.Tensor:
 
 def head_dim(head: str, arch: str = "efficientnet_lite0") -> int:
     dim = NUM_FEATURES
-    channels = VARIANTS[arch.removeprefix("efficientnet_")].tap_channels
+    channels = variant(arch).tap_channels
     for kind, taps in head_parts(head, arch):
         for t in taps:
             c = channels[t]
@@ -495,7 +495,7 @@ def main(argv: list[str]) -> int:
 
 def train(args: argparse.Namespace, argv: list[str]) -> int:
     if args.img_size is None:
-        args.img_size = VARIANTS[args.arch.removeprefix("efficientnet_")].input_size if args.arch in LITE_ARCHS else 32
+        args.img_size = variant(args.arch).input_size if args.arch in LITE_ARCHS else 32
     device = pick_device(args.device)
     rank, world, device = setup_distributed(device)
     main_proc = rank == 0

