@@ -38,7 +38,7 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"  # for `tests.*` imports
 TESTS_RC="not run"
 if "$PY" -c "import pytest" 2>/dev/null; then
   timeout 60 "$PY" -m pytest -q -m gpu -p no:cacheprovider --continue-on-collection-errors \
-    tests/test_trt_gpu.py >"$WORK/pytest.log" 2>&1
+    tests/runtime/test_trt_gpu.py >"$WORK/pytest.log" 2>&1
   TESTS_RC=$?
 else
   echo "pytest is not installed" >"$WORK/pytest.log"

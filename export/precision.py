@@ -192,7 +192,7 @@ class Int8Options:
     symmetric_activations: bool = False  # True for TensorRT (it needs zero-point 0)
     # 7-bit weights: x86 CPUs without VNNI (AVX2, plain AVX-512) multiply u8 x s8 pairs with VPMADDUBSW,
     # whose 16-bit sums saturate on full-range weights. Measured on an AVX2 EPYC: a tiny generator's INT8
-    # fell from 52.5 dB (7-bit) to 27.7 dB (8-bit) against FP32 (tests/test_export_cli.py). TensorRT
+    # fell from 52.5 dB (7-bit) to 27.7 dB (8-bit) against FP32 (tests/export/test_export_cli.py). TensorRT
     # and VNNI/ARM-dot-product kernels do not saturate; they keep full range.
     reduce_range: bool = True
     exclude_first_last: bool = False  # keep the first conv and the last matmul/conv in FP32

@@ -10,7 +10,7 @@ from artcam.runtime.fileio import data_root
 
 SHARED_DATA = data_root()  # $ARTCAM_DATA, else ../shared/data beside the checkout
 
-# Every CLI run of the reliability tests (tests/test_reliability.py records them), summed up in one table
+# Every CLI run of the reliability tests (tests/runtime/test_reliability.py records them), summed up in one table
 # at the end of the session: what was tried and how it ended.
 RELIABILITY_PROBES: list[dict] = []
 

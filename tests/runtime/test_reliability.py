@@ -506,7 +506,7 @@ def test_int8_scratch_lives_in_one_artcam_folder_and_killed_runs_are_swept(tmp_p
 def test_ctrl_c_during_int8_export_exits_130_and_leaves_nothing(tmp_path):
     """SIGINT while INT8 calibration runs: exit 130, no model under the final name, no scratch left behind."""
     pytest.importorskip("onnx", reason="INT8 export needs the export extra")
-    shipped = Path(__file__).resolve().parents[1] / "runtime" / "models" / "stylizer_nano.onnx"
+    shipped = Path(__file__).resolve().parents[2] / "runtime" / "models" / "stylizer_nano.onnx"
     data = tmp_path / "photos"
     data.mkdir()
     rng = np.random.default_rng(0)

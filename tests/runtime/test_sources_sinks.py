@@ -235,7 +235,7 @@ def test_window_without_display(monkeypatch):
 
 def test_mjpeg_http_stream(tmp_path):
     sink = S.open_sink("http://127.0.0.1:0")
-    assert isinstance(sink, ViewerSink)  # the web viewer: tests/test_viewer*.py test the rest
+    assert isinstance(sink, ViewerSink)  # the web viewer: tests/runtime/test_viewer*.py test the rest
     url = f"http://127.0.0.1:{sink.port}"
     stop = threading.Event()
 

@@ -19,7 +19,7 @@ from artcam.runtime.errors import ArtcamError
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def conv_graph(path: Path) -> Path:

@@ -167,6 +167,27 @@ def test_runtime_never_imports_torch(no_torch, zoo, tmp_path):
     assert p.returncode == 2 and "needs" in p.stderr and "torch" in p.stderr
 
 
+def test_public_api_names_without_torch(no_torch):
+    """``from artcam.runtime import ...`` gives the same objects as their modules, loads none of them before
+    use, and needs no torch."""
+    code = (
+        "import sys, artcam.runtime as rt\n"
+        "assert 'artcam.runtime.tasks' not in sys.modules  # nothing loaded before use\n"
+        "from artcam.runtime import load_model, Stylizer, Classifier, Generator, open_source, open_sink, Pipeline\n"
+        "from artcam.runtime import tasks, loading, sources, sinks, pipeline\n"
+        "assert (Stylizer, Classifier, Generator) == (tasks.Stylizer, tasks.Classifier, tasks.Generator)\n"
+        "assert (load_model, open_source, open_sink, Pipeline) == "
+        "(loading.load_model, sources.open_source, sinks.open_sink, pipeline.Pipeline)\n"
+        "assert sorted(rt.__all__) == sorted(['load_model', 'Stylizer', 'Classifier', 'Generator', 'open_source', "
+        "'open_sink', 'Pipeline'])\n"
+        "try:\n    rt.no_such_name\nexcept AttributeError as e:\n    assert 'no_such_name' in str(e)\n"
+        "else:\n    raise SystemExit('unknown name did not raise')\n"
+        "assert 'torch' not in sys.modules\nprint('ok')\n")
+    env = dict(os.environ, PYTHONPATH=str(no_torch))
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_demo_with_shipped_models(tmp_path, no_torch):
     """The README's main job: 300 frames at 640x480 with the shipped models, torch absent."""
@@ -210,6 +231,6 @@ def test_data_root_is_artcam_data_else_shared_data_beside_the_checkout(monkeypat
     from artcam.runtime.fileio import data_root
 
     monkeypatch.delenv("ARTCAM_DATA", raising=False)
-    assert data_root("art") == Path(__file__).resolve().parents[1].parent / "shared" / "data" / "art"
+    assert data_root("art") == Path(__file__).resolve().parents[2].parent / "shared" / "data" / "art"
     monkeypatch.setenv("ARTCAM_DATA", str(tmp_path))
     assert data_root() == tmp_path and data_root("photos", "a.jpg") == tmp_path / "photos" / "a.jpg"
