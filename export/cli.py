@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.metadata
 import json
 import sys
 import time
@@ -26,8 +27,10 @@ from . import parity
 from .parity import Tolerance
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-TRAINERS = {"classify": "artcam.training.classify", "stylize": "artcam.training.stylize",
-            "generate": "artcam.training.generate"}
+# Checkpoint kind -> the trainer module that can rebuild its net (its ``export_spec``). The trainers sit a layer
+# above export, so export never names them in code: each registers itself as an entry point in pyproject.toml.
+TRAINER_GROUP = "artcam.trainers"
+TRAINERS = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=TRAINER_GROUP)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +98,9 @@ def _read_checkpoint(path: Path) -> dict:
     except Exception as e:
         raise ModelError(f"cannot read checkpoint {path}: {e}", "pass a checkpoint written by `artcam train`") from e
     kind = ckpt.get("kind") if isinstance(ckpt, dict) else None
+    if not TRAINERS:
+        raise ModelError(f"no trainer is registered under the entry point group {TRAINER_GROUP!r}",
+                         "reinstall artcam: pip install -e '.[train]'")
     if kind not in TRAINERS:
         what = f"kind {kind!r}" if isinstance(ckpt, dict) and "kind" in ckpt else "no 'kind' field"
         raise ModelError(f"{path} is not an artcam training checkpoint ({what})",
@@ -103,7 +109,7 @@ def _read_checkpoint(path: Path) -> dict:
 
 
 def export_spec_for(ckpt: dict) -> dict:
-    """Dispatch to ``artcam.training.<kind>.export_spec`` (the trainer knows how to rebuild its net)."""
+    """Dispatch to the registered trainer's ``export_spec`` (the trainer knows how to rebuild its net)."""
     module_name = TRAINERS[ckpt["kind"]]
     try:
         module = importlib.import_module(module_name)
