@@ -78,8 +78,8 @@ def page_state(page) -> dict:
 
 def open_viewer(page, url: str) -> None:
     page.goto(url)
-    page.wait_for_function("document.getElementById('frames').textContent !== '–'")  # state arrived
-    page.wait_for_function("document.getElementById('stream').naturalWidth > 0")  # a frame arrived
+    page.wait_for_function("() => document.getElementById('frames').textContent !== '–'")  # state arrived
+    page.wait_for_function("() => document.getElementById('stream').naturalWidth > 0")  # a frame arrived
 
 
 def test_page_shows_moving_frames_stats_and_predictions(page, models):
@@ -87,7 +87,7 @@ def test_page_shows_moving_frames_stats_and_predictions(page, models):
         open_viewer(page, v.url)
         first = picture(page)
         wait_for(lambda: np.abs(picture(page).astype(int) - first).mean() > 1.0, 20, "the picture to change")
-        page.wait_for_function("parseFloat(document.getElementById('fps').textContent) > 0")
+        page.wait_for_function("() => parseFloat(document.getElementById('fps').textContent) > 0")
         assert page.locator("#lat-p50").inner_text().endswith("ms")
         assert page.locator("#dropped").inner_text().isdigit()
         assert page.locator("#clients").inner_text().startswith("1 /")  # this page's stream
@@ -106,7 +106,7 @@ def test_style_button_changes_state_and_picture(page, models):
         wait_for(lambda: page_state(page)["style_weights"] == [0.0, 0.0, 1.0], 10, "the style in /api/state")
         wait_for(lambda: page_state(page)["style"] == "cool", 20, "a frame in the new style")
         wait_for(lambda: picture(page).mean() - warm > 30, 20, "the picture in the new style")
-        page.wait_for_function("document.querySelector('#styles button[data-style=cool]').classList.contains('active')")
+        page.wait_for_function("() => document.querySelector('#styles button[data-style=cool]').classList.contains('active')")
         assert "active" not in (page.locator("#styles button[data-style=warm]").get_attribute("class") or "")
 
 
@@ -149,7 +149,7 @@ def test_pause_button(page, models):
         open_viewer(page, v.url)
         page.locator("#pause").click()
         wait_for(lambda: page_state(page)["paused"] is True, 10, "paused in /api/state")
-        page.wait_for_function("document.getElementById('pause').textContent === 'Resume'")
+        page.wait_for_function("() => document.getElementById('pause').textContent === 'Resume'")
         page.locator("#pause").click()
         wait_for(lambda: page_state(page)["paused"] is False, 10, "resumed in /api/state")
         v.frames_after(2)
