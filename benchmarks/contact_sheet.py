@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
     p.add_argument("--data", default=None, help="data root with photos/ and styles/ (default: $ARTCAM_DATA, "
                                                  "else ../shared/data)")
-    p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: 4 from DATA/photos)")
+    p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: 4 from DATA/photos unless --public)")
     p.add_argument("--public", action="store_true",
-                   help="use scikit-image's public-domain/CC0 photos instead (astronaut, coffee, chelsea, rocket)")
+                   help="scikit-image's public-domain/CC0 photos (astronaut, coffee, chelsea, rocket), then any --photos")
     p.add_argument("--styles", default="", help="style indices (default: all)")
     p.add_argument("--extra", nargs="*", default=[], metavar="TAG=MODEL",
                    help="more stylizers with the same styles, each as rows (e.g. teacher=runs/stylizer_teacher/t.onnx)")
@@ -123,23 +123,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="640x480", help="WxH box each photo is fitted into before stylizing")
     p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
+    p.add_argument("--json", default="", help="also write the colourfulness and fine-detail figures here")
     args = p.parse_args(argv)
     root = Path(args.data) if args.data else data_root()
     photo_dir, style_dir = root / "photos", root / "styles"
 
+    photos = []
     if args.public:
         photos = sample_photos(PUBLIC_PHOTOS)
         if len(photos) != len(PUBLIC_PHOTOS):
             print("--public needs scikit-image (pip install 'artcam[demo]')", file=sys.stderr)
             return 2
-    else:
+    if args.photos or not args.public:
         paths = [Path(x) for x in args.photos] if args.photos else [photo_dir / x for x in DEFAULT_PHOTOS]
         missing = [x for x in paths if not x.is_file()]
         if missing:
             print(f"photos not found: {', '.join(map(str, missing))} (pass --data, --photos or --public)",
                   file=sys.stderr)
             return 2
-        photos = [read_image(x) for x in paths]
+        photos += [read_image(x) for x in paths]
     ours = OnnxStylizer(resolve_model(args.model))
     styles = [int(s) for s in args.styles.split(",")] if args.styles else list(range(ours.num_styles))
     models = [("ours", ours, styles)]
@@ -171,10 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     write_image(args.output, out, quality=args.quality)
     print(f"wrote {args.output} ({out.shape[1]}x{out.shape[0]})")
     print("pictures  colourfulness (median, p10-p90)  fine detail (median, p10-p90)")
+    figures = {}
     for tag, vals in looks.items():
         c, d = np.array(vals).T
+        figures[tag] = {k: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
+                            "p90": float(np.percentile(v, 90))} for k, v in (("colourfulness", c), ("fine_detail", d))}
         print(f"{tag:9s} {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
               f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})")
+    if args.json:
+        from artcam.benchmarks.result_file import write_result
+
+        write_result(args.json, {"sheet": str(args.output), "size": list(run_size), "pictures": figures}, p.prog, argv)
     return 0
 
 

@@ -45,8 +45,8 @@ def measure(a_path: str, b_path: str, size=(480, 640), runs: int = 50, warmup: i
     q = {k: [float(np.percentile(v, p)) for p in (10, 90)] for k, v in times.items()}
     return {
         "a": a_path, "b": b_path, "input": {k: list(v.shape) for k, v in feed.items()}, "runs": runs,
-        "threads": threads or "ort default", "median_ms": {a_path: round(med["a"], 3), b_path: round(med["b"], 3)},
-        "p10_p90_ms": {a_path: [round(x, 3) for x in q["a"]], b_path: [round(x, 3) for x in q["b"]]},
+        "threads": threads or "ort default", "median_ms": {k: round(v, 3) for k, v in med.items()},
+        "p10_p90_ms": {k: [round(x, 3) for x in v] for k, v in q.items()},
         "speedup_b_over_a": round(med["a"] / med["b"], 3),
     }
 
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(r, indent=2)
     print(text)
     if args.json:
-        from artcam.runtime.fileio import atomic_write_text
+        from artcam.benchmarks.result_file import write_result
 
-        atomic_write_text(args.json, text)
+        write_result(args.json, r, ap.prog, argv)
     return 0
 
 

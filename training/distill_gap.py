@@ -3,8 +3,8 @@
     python -m artcam.training.distill_gap NAME=CHECKPOINT... [--teacher runs/stylizer_teacher/last.pt]
 
 On scikit-image's four public photos (never used in training) at 320x240, for every style: the
-distillation error (EfficientNet-Lite0 feature MSE at stem/blocks 0/2/4, each divided by the teacher's
-feature energy, as the ``distill`` term) and the colour error (L1 of 4x4 block means), for each
+distillation error (feature MSE at the loss network's distill taps, VGG-19 relu1_1..4_1 by default or
+EfficientNet-Lite0 stem/blocks 0/2/4, each divided by the teacher's feature energy, as the ``distill`` term) and the colour error (L1 of 4x4 block means), for each
 checkpoint and for degraded copies of the teacher's own picture: blurred 2x and 4x (what a student
 without fine detail scores) and 50% desaturated (what a pale one scores). Run it to find which gap a
 design change must close before spending an hour of training on it.
@@ -23,7 +23,9 @@ from artcam.training.common import TrainingError, load_checkpoint
 from artcam.training.perceptual import build_loss_network
 from artcam.training.stylize import KIND, model_from_checkpoint
 
-TAPS = ("stem", "block0", "block2", "block4")
+# The distill term's taps per loss network (the shipped recipes' ``loss.distill.layers``).
+TAPS = {"efficientnet_lite0": ("stem", "block0", "block2", "block4"),
+        "vgg19": ("relu1_1", "relu2_1", "relu3_1", "relu4_1")}
 
 
 def photos(size: tuple[int, int] = (240, 320)) -> torch.Tensor:
@@ -44,20 +46,20 @@ def _blur(t: torch.Tensor, s: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def gaps(teacher, students: dict, x: torch.Tensor, lossnet) -> dict[str, np.ndarray]:
+def gaps(teacher, students: dict, x: torch.Tensor, lossnet, taps: tuple[str, ...]) -> dict[str, np.ndarray]:
     """``{row: [error per tap..., colour L1]}``, each the mean over styles and photos."""
     rows: dict[str, list] = {}
     n_styles = teacher.cfg.num_styles
     for si in range(n_styles):
         st = F.one_hot(torch.full((x.shape[0],), si), n_styles).float()
         t = teacher(x, st)
-        ft = lossnet.features(t, list(TAPS))
+        ft = lossnet.features(t, list(taps))
         cands = {"photo": x, "teacher blurred 2x": _blur(t, 2), "teacher blurred 4x": _blur(t, 4),
                  "teacher 50% desaturated": t.mean(1, keepdim=True) * 0.5 + t * 0.5}
         cands.update({k: m(x, st) for k, m in students.items()})
         for k, c in cands.items():
-            fc = lossnet.features(c, list(TAPS))
-            e = [float(F.mse_loss(fc[tp], ft[tp]) / ft[tp].pow(2).mean()) for tp in TAPS]
+            fc = lossnet.features(c, list(taps))
+            e = [float(F.mse_loss(fc[tp], ft[tp]) / ft[tp].pow(2).mean()) for tp in taps]
             e.append(float((F.avg_pool2d(c, 4) - F.avg_pool2d(t, 4)).abs().mean()))
             rows.setdefault(k, []).append(e)
     return {k: np.mean(v, 0) for k, v in rows.items()}
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgParser(prog="python -m artcam.training.distill_gap", description=__doc__.split("\n\n")[0])
     p.add_argument("students", nargs="+", help="NAME=CHECKPOINT of each student")
     p.add_argument("--teacher", default="runs/stylizer_teacher/last.pt")
+    p.add_argument("--net", default="vgg19", choices=sorted(TAPS), help="loss network whose taps measure the gap")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -80,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             p.error(f"{s!r} is not NAME=CHECKPOINT")
         students[name] = load(path)
-    table = gaps(teacher, students, photos(), build_loss_network("efficientnet_lite0"))
-    print(f"{'picture':24s} " + " ".join(f"{t:>7s}" for t in TAPS) + "  feature sum  colour L1")
+    taps = TAPS[a.net]
+    table = gaps(teacher, students, photos(), build_loss_network(a.net), taps)
+    print(f"{'picture':24s} " + " ".join(f"{t:>7s}" for t in taps) + "  feature sum  colour L1")
     for k, m in table.items():
         print(f"{k:24s} " + " ".join(f"{e:7.3f}" for e in m[:-1]) + f"  {m[:-1].sum():11.3f}  {m[-1]:9.3f}")
     return 0

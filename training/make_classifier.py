@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -325,8 +326,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     m.close()
     acc = float(np.trace(conf) / conf.sum())
     per_class = {c: float(conf[i, i] / max(conf[i].sum(), 1)) for i, c in enumerate(classes)}
-    print(json.dumps({"model": str(args.model), "images": int(conf.sum()), "top1": acc, "per_class": per_class,
-                      "confusion": conf.tolist()}, indent=1))
+    result = {"model": str(args.model), "images": int(conf.sum()), "top1": acc, "per_class": per_class,
+              "classes": list(classes), "confusion": conf.tolist()}
+    print(json.dumps(result, indent=1))
+    if args.json:
+        from artcam.runtime.fileio import atomic_write_text
+
+        argv = ["python", "-m", "artcam.training.make_classifier", *args.argv]
+        atomic_write_text(args.json, json.dumps({"argv": argv, **result}, indent=1) + "\n")
     if args.png:
         save_confusion_png(Path(args.png), conf.tolist(), classes,
                            f"{Path(str(args.model)).stem} {args.head}: val top-1 {acc:.3f} ({conf.sum()} images)")
@@ -385,10 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="classifier_lite0")
     p.add_argument("--head", default="style")
     p.add_argument("--png", help="write the confusion matrix here")
+    p.add_argument("--json", help="also write the result here, with the command line (for the README's numbers)")
     p = sub.add_parser("heldout", help="link the held-out split into DIR/<class>/ (for export --int8 --data)")
     p.add_argument("--data", nargs="+", default=None, help=DATA_HELP)
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if "data" in args and args.data is None:
         args.data = default_art_folders()
     {"heldout": cmd_heldout, "features": cmd_features, "fit": cmd_fit, "export": cmd_export, "evaluate": cmd_evaluate}[args.cmd](args)

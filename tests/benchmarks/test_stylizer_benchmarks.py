@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -66,9 +67,12 @@ def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(media, tmp_path):
     sheet = cv2.imread(str(out))
     assert sheet.shape[1] == 3 * 40 and sheet.shape[0] == 2 * 32 + 18  # photo + 2 styles; caption strip on row 1
     pytest.importorskip("skimage", reason="--public reads scikit-image's sample photos (the demo extra)")
-    assert contact_sheet.main(["-o", str(out), "--model", str(media["model"]), "--public",
-                               "--size", "80x64", "--tile", "40x32"]) == 0
-    assert cv2.imread(str(out)).shape[0] == 4 * 32 + 18  # astronaut, coffee, chelsea, rocket
+    assert contact_sheet.main(["-o", str(out), "--model", str(media["model"]), "--public", "--photos", photos[0],
+                               "--size", "80x64", "--tile", "40x32", "--json", str(tmp_path / "r.json")]) == 0
+    assert cv2.imread(str(out)).shape[0] == 5 * 32 + 18  # astronaut, coffee, chelsea, rocket, then our photo
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["command"].startswith("python -m artcam.benchmarks.contact_sheet -o ")
+    assert 0 < doc["pictures"]["ours"]["colourfulness"]["median"] < 200
     model = stylizer_speed.OnnxStylizer(media["model"])
     wall, cpu = stylizer_speed.bench({"ours": model}, (44, 30), runs=2, warmup=1)  # 44x30 -> padded to 48x32
     assert len(wall["ours"]) == len(cpu["ours"]) == 2
