@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['model'][:52]:<52} {shape:>12} {r['infer_ms_median']:>9.2f} {r['frame_ms_median']:>9.2f} "
               f"{r['frame_ms_p90']:>7.2f} {r['fps_median']:>6.1f} {r['cpu_ms_median']:>7.2f}")
     if a.json:
-        from artcam.runtime.fileio import atomic_write_text
+        from artcam.benchmarks.result_file import write_result
 
-        atomic_write_text(a.json, json.dumps({"env": env, "results": results}, indent=1, default=str))
+        write_result(a.json, {"results": json.loads(json.dumps(results, default=str))}, p.prog, argv)
     return 0
 
 

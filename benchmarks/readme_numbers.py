@@ -59,11 +59,13 @@ def lookup(doc: Any, key: str, where: str) -> Any:
 
 
 def recorded_command(doc: dict, where: str) -> str:
-    """The command line a result file records: ``command`` (benchmarks) or ``argv`` (export reports)."""
-    if isinstance(doc.get("command"), str):
-        return doc["command"]
-    if isinstance(doc.get("argv"), list):
-        return " ".join(map(str, doc["argv"]))
+    """The command line a result file records: ``command`` (a string or, from `artcam bench`, a list) or
+    ``argv`` (export reports)."""
+    cmd = doc.get("command", doc.get("argv"))
+    if isinstance(cmd, str):
+        return cmd
+    if isinstance(cmd, list):
+        return " ".join(shlex.quote(str(a)) for a in cmd)
     raise ArtcamError(f"{where} records no command", "write result files with the benchmarks' --json")
 
 
