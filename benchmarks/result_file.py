@@ -23,7 +23,10 @@ def command_line(prog: str, argv: list[str] | None = None) -> str:
     return " ".join([prog, *(shlex.quote(str(a)) for a in args)])
 
 
-def write_result(path: str | Path, doc: dict[str, Any], prog: str, argv: list[str] | None = None) -> Path:
-    """``doc`` plus ``command`` and ``environment``, written atomically as JSON (NaN is refused)."""
+def write_result(path: str | Path | None, doc: dict[str, Any], prog: str, argv: list[str] | None = None) -> Path | None:
+    """``doc`` plus ``command`` and ``environment``, written atomically as JSON (NaN is refused); nothing
+    when ``path`` is empty (a command's ``--json`` left unset)."""
+    if not path:
+        return None
     out = {"command": command_line(prog, argv), **doc, "environment": environment()}
     return atomic_write_text(path, json.dumps(out, indent=2, allow_nan=False) + "\n")

@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             results[clip.name][name]["mean"] = float(np.mean(vals))
             results[clip.name][f"{name}_shift"]["mean"] = float(np.mean(shifts))
             print(f"{clip.name}  {name:4s} mean over styles {np.mean(vals):.3f}  shift {np.mean(shifts):.3f}")
-    if args.json:
-        write_result(args.json, results, p.prog, argv)
+    write_result(args.json, results, p.prog, argv)
     return 0
 
 

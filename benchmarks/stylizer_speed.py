@@ -217,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ratio = result["ours"]["cpu_median_ms"] / result["peer"]["cpu_median_ms"]
         result["cpu_ratio_ours_over_peer"] = cpu_ratio
         print(f"ratio ours/peer (medians, alternating, same run): wall {ratio:.3f}, CPU time {cpu_ratio:.3f}")
-    if args.json:
-        write_result(args.json, result, p.prog, argv)
+    write_result(args.json, result, p.prog, argv)
     return 0
 
 

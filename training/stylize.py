@@ -27,21 +27,8 @@ from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
 from artcam.runtime.fileio import data_root, read_image, write_image
 from artcam.runtime.modelfile import ImageInput, ImageOutput, ModelMeta, StyleInput
-from artcam.training.common import (
-    Progress,
-    TrainingError,
-    check_finite,
-    cleanup_distributed,
-    list_images,
-    load_checkpoint,
-    pick_device,
-    provenance,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    setup_distributed,
-)
+from artcam.training import common
+from artcam.training.common import Progress, TrainingError, list_images, provenance
 from artcam.training.perceptual import DEFAULT_LAYERS, LOSS_NETS, StyleGrams, build_loss_network
 from artcam.training.recipe import load_recipe
 from artcam.training.style_terms import Distill, Style, Views, build_terms, weighted_sum
@@ -265,7 +252,7 @@ def write_sample_grid(path: Path, net: Stylizer, photos: torch.Tensor, styles: t
 def load_teacher(path: str, styles: list[str], device) -> Stylizer:
     if not path:
         raise TrainingError("loss term distill needs a teacher", "set loss.distill.teacher = \"runs/teacher/last.pt\"")
-    ck = load_checkpoint(path, KIND)
+    ck = common.load_checkpoint(path, KIND)
     if ck["config"]["styles"] != styles:
         raise TrainingError(f"the teacher {path} holds styles {ck['config']['styles']}, not {styles}",
                             "distil from a teacher trained on the same paintings in the same order")
@@ -279,9 +266,9 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
     r = load_recipe(args.recipe, SCHEMA, overrides)
     data, tr, lc = r["data"], r["train"], dict(r["loss"])
     data["root"] = getattr(args, "data", "") or data["root"] or str(data_root())
-    device = pick_device(tr["device"])
-    rank, world, device = setup_distributed(device)
-    seed_everything(tr["seed"] + rank)
+    device = common.pick_device(tr["device"])
+    rank, world, device = common.setup_distributed(device)
+    common.seed_everything(tr["seed"] + rank)
     main = rank == 0
     loss_net_name = lc.pop("net")
     if loss_net_name not in LOSS_NETS:
@@ -291,7 +278,7 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
 
     paths = style_files(data)
     names = [p.stem for p in paths]
-    resume = load_checkpoint(args.resume, KIND) if args.resume else None
+    resume = common.load_checkpoint(args.resume, KIND) if args.resume else None
     if resume is not None and resume["config"]["styles"] != names:
         raise TrainingError(f"the checkpoint holds styles {resume['config']['styles']}, not {names}",
                             "resume with the same data.styles")
@@ -302,7 +289,7 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
     net = build_stylizer(resume["config"]["net"] if resume else cfg)
     init_prov: dict[str, Any] = {}
     if args.init and resume is None:
-        init = load_checkpoint(args.init, KIND)
+        init = common.load_checkpoint(args.init, KIND)
         same_net = StylizerConfig.from_dict(init["config"]["net"]) == StylizerConfig.from_dict(net.cfg.to_dict())
         if init["config"]["styles"] != names or not same_net:
             raise TrainingError(f"--init {args.init} holds another net or other styles", "init from the same recipe's run")
@@ -337,7 +324,7 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
         opt.load_state_dict(resume["optimizer"])
         step = int(resume["step"])
         if resume.get("rng") and world == 1:
-            set_rng_state(resume["rng"])
+            common.set_rng_state(resume["rng"])
         if main:
             print(f"resumed {args.resume} at step {step}", file=sys.stderr)
     ddp_net = net
@@ -380,7 +367,7 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
 
     def snapshot() -> dict[str, Any]:
         return {"kind": KIND, "arch": net.cfg.size, "model": net.state_dict(), "config": run_config, "step": step,
-                "optimizer": opt.state_dict(), "rng": rng_state(), "provenance": prov}
+                "optimizer": opt.state_dict(), "rng": common.rng_state(), "provenance": prov}
 
     sample_x = torch.cat([F.interpolate(load_rgb01(p), size=(size, size), mode="area") for p in photos[:3]]).to(device)
     sample_s = torch.eye(len(names), device=device)
@@ -424,7 +411,7 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
                     v.teacher_output = teacher(x, style)
                     v.teacher_features = lossnet.features(v.teacher_output, taps)
             loss, values = weighted_sum(terms, v)
-        check_finite(loss.detach(), step + 1, last_good)
+        common.check_finite(loss.detach(), step + 1, last_good)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -433,19 +420,19 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
         progress.update(step, n * world, loss=float(loss.detach()), **{k: float(t.detach()) for k, t in values.items()})
         final = step == tr["steps"] or done_fraction() >= 1.0
         if main and (step % tr["ckpt_every"] == 0 or final):
-            save_checkpoint(ckpt_path, snapshot())
+            common.save_checkpoint(ckpt_path, snapshot())
             last_good = ckpt_path
         if main and tr["sample_every"] and (step % tr["sample_every"] == 0 or final):
             write_sample_grid(out / "samples" / f"step_{step:06d}.jpg", net, sample_x, sample_s)
     progress.close()
     if main and step == start_step and not ckpt_path.is_file():
-        save_checkpoint(ckpt_path, snapshot())
+        common.save_checkpoint(ckpt_path, snapshot())
     if main and not args.no_export:
         onnx_path = out / f"{name}.onnx"
         report = export_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=False), onnx_path)
         print("\n".join(report.lines()), file=sys.stderr)
         print(f"wrote {onnx_path}", file=sys.stderr)
-    cleanup_distributed()
+    common.cleanup_distributed()
     return ckpt_path
 
 
