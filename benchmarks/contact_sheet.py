@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from artcam.benchmarks.result_file import write_result
 from artcam.benchmarks.stylizer_speed import DEFAULT_PHOTOS, OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import data_root, read_image, write_image
@@ -180,10 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                             "p90": float(np.percentile(v, 90))} for k, v in (("colourfulness", c), ("fine_detail", d))}
         print(f"{tag:9s} {np.median(c):6.1f} ({np.percentile(c, 10):5.1f}-{np.percentile(c, 90):5.1f})"
               f"               {np.median(d):5.2f} ({np.percentile(d, 10):5.2f}-{np.percentile(d, 90):5.2f})")
-    if args.json:
-        from artcam.benchmarks.result_file import write_result
-
-        write_result(args.json, {"sheet": str(args.output), "size": list(run_size), "pictures": figures}, p.prog, argv)
+    write_result(args.json, {"sheet": str(args.output), "size": list(run_size), "pictures": figures}, p.prog, argv)
     return 0
 
 

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from artcam.benchmarks.result_file import write_result
 from artcam.runtime.cli import ArgParser
 
 
@@ -65,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     r = measure(args.a, args.b, tuple(args.size), args.runs, args.warmup, args.threads)
     text = json.dumps(r, indent=2)
     print(text)
-    if args.json:
-        from artcam.benchmarks.result_file import write_result
-
-        write_result(args.json, r, ap.prog, argv)
+    write_result(args.json, r, ap.prog, argv)
     return 0
 
 

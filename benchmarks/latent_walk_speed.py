@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artcam.benchmarks.result_file import write_result
 from artcam.runtime.cli import ArgParser
 
 
@@ -132,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = "x".join(str(v) for v in r["output"][1:])
         print(f"{r['model'][:52]:<52} {shape:>12} {r['infer_ms_median']:>9.2f} {r['frame_ms_median']:>9.2f} "
               f"{r['frame_ms_p90']:>7.2f} {r['fps_median']:>6.1f} {r['cpu_ms_median']:>7.2f}")
-    if a.json:
-        from artcam.benchmarks.result_file import write_result
-
-        write_result(a.json, {"results": json.loads(json.dumps(results, default=str))}, p.prog, argv)
+    write_result(a.json, {"results": json.loads(json.dumps(results, default=str))}, p.prog, argv)  # paths as text
     return 0
 
 

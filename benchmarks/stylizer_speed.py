@@ -183,10 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tag:14s} min PSNR over {len(paths)} photos at {w}x{h}: "
                   + ", ".join(f"{k} {v:.1f} dB" for k, v in per.items()))
             print(f"{tag:14s} worst style {min(per.values()):.1f} dB")
-        if args.json:
-            write_result(args.json, {"fp16_vs_fp32_psnr_db": res, "size": [w, h], "photos": [str(x) for x in paths],
-                                     "worst_db": {tag: min(per.values()) for tag, per in res.items()}},
-                         p.prog, argv)
+        write_result(args.json, {"fp16_vs_fp32_psnr_db": res, "size": [w, h], "photos": [str(x) for x in paths],
+                                 "worst_db": {tag: min(per.values()) for tag, per in res.items()}}, p.prog, argv)
         return 0
     w, h = (int(v) for v in args.size.lower().split("x"))
     models = {"ours": OnnxStylizer(resolve_model(args.model), args.threads)}

@@ -4,10 +4,11 @@
 
 On scikit-image's four public photos (never used in training) at 320x240, for every style: the
 distillation error (feature MSE at the loss network's distill taps, VGG-19 relu1_1..4_1 by default or
-EfficientNet-Lite0 stem/blocks 0/2/4, each divided by the teacher's feature energy, as the ``distill`` term) and the colour error (L1 of 4x4 block means), for each
-checkpoint and for degraded copies of the teacher's own picture: blurred 2x and 4x (what a student
-without fine detail scores) and 50% desaturated (what a pale one scores). Run it to find which gap a
-design change must close before spending an hour of training on it.
+EfficientNet-Lite0 stem/blocks 0/2/4, each divided by the teacher's feature energy, as the ``distill``
+term) and the colour error (L1 of 4x4 block means), for each checkpoint and for degraded copies of the
+teacher's own picture: blurred 2x and 4x (what a student without fine detail scores) and 50% desaturated
+(what a pale one scores). Run it to find which gap a design change must close before spending an hour
+of training on it.
 """
 
 from __future__ import annotations
