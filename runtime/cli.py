@@ -123,7 +123,7 @@ def guarded(fn, debug: bool | None = None, sigterm: bool = False) -> int:
         from .fileio import remove_own_partials
 
         remove_own_partials()
-        terminated = _terminated
+        terminated = _terminated or getattr(e, "terminated", False)
         msg = getattr(e, "message", None) or "interrupted"
         print(f"artcam: {'terminated' if terminated else 'interrupted'}"
               + (f"; {msg}" if msg not in ("interrupted", "terminated") else ""), file=sys.stderr)

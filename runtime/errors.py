@@ -46,6 +46,7 @@ class SinkError(ArtcamError):
 class Interrupted(KeyboardInterrupt):
     """A run stopped by Ctrl-C (or SIGTERM) after cleaning up; the message says what was kept."""
 
-    def __init__(self, message: str = "interrupted"):
+    def __init__(self, message: str = "interrupted", terminated: bool = False):
         super().__init__(message)
         self.message = message
+        self.terminated = terminated  # by SIGTERM: exit 143

@@ -37,12 +37,14 @@ from artcam.runtime.fileio import atomic_write_text
 from artcam.training import datasets as D
 from artcam.training.common import (
     Progress,
+    StopBetweenSteps,
     TrainingError,
     check_finite,
     cleanup_distributed,
     load_checkpoint,
     pick_device,
     provenance,
+    quiet_worker,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -594,76 +596,78 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
 
     stopped = False
     last_save = time.perf_counter()
-    while step < total and not stopped:
-        epoch, first = divmod(step, steps_per_epoch)
-        train_mode(model, fixed_norm=config.get("fixed_norm", False))
-        loader = torch.utils.data.DataLoader(
-            views, batch_sampler=list(epoch_batches(len(data.train), args.seed, epoch, args.batch_size,
-                                                    steps_per_epoch, first, rank, world)),
-            num_workers=args.workers, collate_fn=_collate)
-        seen = correct = 0
-        loss_sum = 0.0
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            x, y, y_other, lam = mix_batch(x, y, args.mixup, args.cutmix, (args.seed, step, rank))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                objects, logits = split_logits(ddp(x))
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
-                if lam < 1.0:
-                    loss = lam * loss + (1.0 - lam) * F.cross_entropy(logits.float(), y_other,
-                                                                      label_smoothing=args.label_smoothing)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(x)
-                    loss = loss + args.distill * _distill_loss(objects, target)
-            check_finite(_all_finite(loss, world), step, last_good)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            seen += len(y)
-            correct += int((logits.argmax(1) == (y if lam >= 0.5 else y_other)).sum())  # the larger part's label
-            loss_val = float(loss.detach())
-            loss_sum += loss_val * len(y)
-            prog.update(step, len(y) * world, loss=loss_val, acc=correct / seen, lr=sched.get_last_lr()[-1])
-            if args.max_steps is not None and step >= args.max_steps:
-                stopped = True
-                break
-            due = (args.ckpt_every_steps and step % args.ckpt_every_steps == 0) or \
-                (args.ckpt_every_minutes and time.perf_counter() - last_save > args.ckpt_every_minutes * 60)
-            if main_proc and due and step % steps_per_epoch:  # epoch ends write their own
+    with StopBetweenSteps(enabled=world == 1) as stop:
+        while step < total and not stopped:
+            epoch, first = divmod(step, steps_per_epoch)
+            train_mode(model, fixed_norm=config.get("fixed_norm", False))
+            loader = torch.utils.data.DataLoader(
+                views, batch_sampler=list(epoch_batches(len(data.train), args.seed, epoch, args.batch_size,
+                                                        steps_per_epoch, first, rank, world)),
+                num_workers=args.workers, collate_fn=_collate, worker_init_fn=quiet_worker)
+            seen = correct = 0
+            loss_sum = 0.0
+            for x, y in loader:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if device.type == "cuda":
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x, y, y_other, lam = mix_batch(x, y, args.mixup, args.cutmix, (args.seed, step, rank))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+                    objects, logits = split_logits(ddp(x))
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
+                    if lam < 1.0:
+                        loss = lam * loss + (1.0 - lam) * F.cross_entropy(logits.float(), y_other,
+                                                                          label_smoothing=args.label_smoothing)
+                    if teacher is not None:
+                        with torch.no_grad():
+                            target = teacher(x)
+                        loss = loss + args.distill * _distill_loss(objects, target)
+                check_finite(_all_finite(loss, world), step, last_good)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                seen += len(y)
+                correct += int((logits.argmax(1) == (y if lam >= 0.5 else y_other)).sum())  # the larger part's label
+                loss_val = float(loss.detach())
+                loss_sum += loss_val * len(y)
+                prog.update(step, len(y) * world, loss=loss_val, acc=correct / seen, lr=sched.get_last_lr()[-1])
+                if args.max_steps is not None and step >= args.max_steps:
+                    stopped = True
+                    break
+                due = (args.ckpt_every_steps and step % args.ckpt_every_steps == 0) or \
+                    (args.ckpt_every_minutes and time.perf_counter() - last_save > args.ckpt_every_minutes * 60)
+                if main_proc and due and step % steps_per_epoch:  # epoch ends write their own
+                    checkpoint(out / "last.pt")
+                    last_good, last_save = str(out / "last.pt"), time.perf_counter()
+                stop.check(step, lambda: checkpoint(out / "last.pt") or out / "last.pt")
+            if main_proc:
+                if stopped and step % steps_per_epoch:
+                    checkpoint(out / "last.pt")
+                    log(f"stopped at step {step} (--max-steps); resume with --resume {out / 'last.pt'}")
+                    break
+                ev = evaluate(model, data.val, args.img_size, data.eval_crop, len(data.classes), device, args.amp, teacher)
+                rate = prog.images / max(time.perf_counter() - prog.t0, 1e-9)
+                rec = {"epoch": step // steps_per_epoch, "step": step, "train_loss": loss_sum / max(seen, 1),
+                       "train_acc": correct / max(seen, 1), "val_acc": ev["acc"], "val_loss": ev["loss"],
+                       "img_per_s": rate}
+                if "objects_agreement" in ev:
+                    rec["objects_agreement"] = ev["objects_agreement"]
+                history.append(rec)
+                log(f"epoch {rec['epoch']}/{args.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f} | "
+                    f"{data.val_name} acc {ev['acc']:.4f} loss {ev['loss']:.4f}"
+                    + (f" | objects agree {ev['objects_agreement']:.3f}" if "objects_agreement" in ev else "")
+                    + f" | {rate:.1f} img/s")
+                if ev["acc"] > best["val_acc"]:
+                    best = {**rec, "split": data.val_name, "confusion": ev["confusion"]}
+                    checkpoint(out / "best.pt")
                 checkpoint(out / "last.pt")
-                last_good, last_save = str(out / "last.pt"), time.perf_counter()
-        if main_proc:
-            if stopped and step % steps_per_epoch:
-                checkpoint(out / "last.pt")
-                log(f"stopped at step {step} (--max-steps); resume with --resume {out / 'last.pt'}")
-                break
-            ev = evaluate(model, data.val, args.img_size, data.eval_crop, len(data.classes), device, args.amp, teacher)
-            rate = prog.images / max(time.perf_counter() - prog.t0, 1e-9)
-            rec = {"epoch": step // steps_per_epoch, "step": step, "train_loss": loss_sum / max(seen, 1),
-                   "train_acc": correct / max(seen, 1), "val_acc": ev["acc"], "val_loss": ev["loss"],
-                   "img_per_s": rate}
-            if "objects_agreement" in ev:
-                rec["objects_agreement"] = ev["objects_agreement"]
-            history.append(rec)
-            log(f"epoch {rec['epoch']}/{args.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f} | "
-                f"{data.val_name} acc {ev['acc']:.4f} loss {ev['loss']:.4f}"
-                + (f" | objects agree {ev['objects_agreement']:.3f}" if "objects_agreement" in ev else "")
-                + f" | {rate:.1f} img/s")
-            if ev["acc"] > best["val_acc"]:
-                best = {**rec, "split": data.val_name, "confusion": ev["confusion"]}
-                checkpoint(out / "best.pt")
-            checkpoint(out / "last.pt")
-            last_good = str(out / "last.pt")
-            _write_metrics(out, config, data, history, best, prov)
-        if world > 1:
-            import torch.distributed as dist
+                last_good = str(out / "last.pt")
+                _write_metrics(out, config, data, history, best, prov)
+            if world > 1:
+                import torch.distributed as dist
 
-            dist.barrier()
+                dist.barrier()
     prog.close()
     if main_proc and history and not stopped:
         save_confusion_png(out / "confusion.png", best["confusion"], data.classes,

@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from artcam.runtime.errors import ArtcamError
+from artcam.runtime.errors import ArtcamError, Interrupted
 from artcam.runtime.fileio import IMAGE_EXTENSIONS, atomic_path
 
 
@@ -131,6 +133,63 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
         raise TrainingError(f"data folder not found: {folder}")
     it: Iterable[Path] = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(p for p in it if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+# --- stopping between steps ---------------------------------------------------------------------
+
+
+class StopBetweenSteps:
+    """Ctrl-C or SIGTERM during training ends the run *between* two steps, with a fresh checkpoint.
+
+    A KeyboardInterrupt raised wherever the signal lands (inside autograd, an optimizer step or
+    ``torch.save``) loses the steps since the last checkpoint and leaves the stop to code that was
+    never written to be interrupted. Inside this context the first signal only sets
+    :attr:`signal_name`; the loop calls :meth:`check` after each step, which runs ``save`` and raises
+    :class:`Interrupted` (exit 130, 143 for SIGTERM). A second signal stops at once, as before.
+    Outside the main thread, or when a signal is ignored (a job started with ``nohup`` or ``&``),
+    nothing is installed and that signal keeps its old behaviour.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signal_name is not None:  # the second one: do not wait for the step
+            self._restore()
+            raise Interrupted(terminated=signum == signal.SIGTERM)
+        self.signal_name = signal.Signals(signum).name
+        print(f"{self.signal_name}: stopping after this step (again to stop now)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> StopBetweenSteps:
+        if self.enabled:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(s) is not signal.SIG_IGN:
+                    self._previous[s] = signal.signal(s, self._on_signal)
+        return self
+
+    def _restore(self) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+        self._previous = {}
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def check(self, step: int, save) -> None:
+        """After a whole step: if a stop was asked for, ``save()`` (returns the checkpoint path) and raise."""
+        if self.signal_name is None:
+            return
+        path = save()
+        raise Interrupted(f"stopped after step {step}" + (f"; resume with --resume {path}" if path else ""),
+                          terminated=self.signal_name == "SIGTERM")
+
+
+def quiet_worker(_worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a terminal's Ctrl-C reaches the workers too; they leave the stop
+    to the main process (:class:`StopBetweenSteps`) instead of dying under it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # --- progress and provenance ------------------------------------------------------------------

@@ -343,7 +343,7 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
     sampler = torch.utils.data.RandomSampler(crops, replacement=True, num_samples=10**9)
     loader = torch.utils.data.DataLoader(crops, batch_size=tr["batch_size"], sampler=sampler, num_workers=workers,
                                          pin_memory=device.type == "cuda", drop_last=True,
-                                         persistent_workers=workers > 0)
+                                         persistent_workers=workers > 0, worker_init_fn=common.quiet_worker)
     batches = infinite(loader)
 
     name = r["name"] or f"stylizer_{net.cfg.size}"
@@ -388,42 +388,52 @@ def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Pa
                 f = float(t)
         return f
 
-    n_styles = len(names)
-    while step < tr["steps"] and done_fraction() < 1.0:
-        big = next(batches).to(device, non_blocking=True)
-        n = big.shape[0]
-        x, y, shift = perturb(big, size)
-        style = F.one_hot(torch.randint(0, n_styles, (n,), device=device), n_styles).float()
-        lr = tr["lr"] * min(1.0, max(0.05, (1.0 - done_fraction()) / 0.25))  # flat, then a linear decay
-        for g in opt.param_groups:
-            g["lr"] = lr
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            if "moved" in needs:
-                both = ddp_net(torch.cat([x, y]), torch.cat([style, style]))
-                v = Views(both[:n], x, style, moved_output=both[n:], shift=shift)
-            else:
-                v = Views(ddp_net(x, style), x, style)
-            v.features = lossnet.features(v.output, taps)
-            with torch.no_grad():
-                if content_taps:
-                    v.content_features = lossnet.features(x, content_taps)
-                if teacher is not None:
-                    v.teacher_output = teacher(x, style)
-                    v.teacher_features = lossnet.features(v.teacher_output, taps)
-            loss, values = weighted_sum(terms, v)
-        common.check_finite(loss.detach(), step + 1, last_good)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        step += 1
-        progress.update(step, n * world, loss=float(loss.detach()), **{k: float(t.detach()) for k, t in values.items()})
-        final = step == tr["steps"] or done_fraction() >= 1.0
-        if main and (step % tr["ckpt_every"] == 0 or final):
+    saved_step = -1
+
+    def save_now() -> Path:
+        """For a stop between steps: the checkpoint of this step, written unless it already was."""
+        if main and saved_step != step:
             common.save_checkpoint(ckpt_path, snapshot())
-            last_good = ckpt_path
-        if main and tr["sample_every"] and (step % tr["sample_every"] == 0 or final):
-            write_sample_grid(out / "samples" / f"step_{step:06d}.jpg", net, sample_x, sample_s)
+        return ckpt_path
+
+    n_styles = len(names)
+    with common.StopBetweenSteps(enabled=world == 1) as stop:
+        while step < tr["steps"] and done_fraction() < 1.0:
+            big = next(batches).to(device, non_blocking=True)
+            n = big.shape[0]
+            x, y, shift = perturb(big, size)
+            style = F.one_hot(torch.randint(0, n_styles, (n,), device=device), n_styles).float()
+            lr = tr["lr"] * min(1.0, max(0.05, (1.0 - done_fraction()) / 0.25))  # flat, then a linear decay
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                if "moved" in needs:
+                    both = ddp_net(torch.cat([x, y]), torch.cat([style, style]))
+                    v = Views(both[:n], x, style, moved_output=both[n:], shift=shift)
+                else:
+                    v = Views(ddp_net(x, style), x, style)
+                v.features = lossnet.features(v.output, taps)
+                with torch.no_grad():
+                    if content_taps:
+                        v.content_features = lossnet.features(x, content_taps)
+                    if teacher is not None:
+                        v.teacher_output = teacher(x, style)
+                        v.teacher_features = lossnet.features(v.teacher_output, taps)
+                loss, values = weighted_sum(terms, v)
+            common.check_finite(loss.detach(), step + 1, last_good)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            progress.update(step, n * world, loss=float(loss.detach()), **{k: float(t.detach()) for k, t in values.items()})
+            final = step == tr["steps"] or done_fraction() >= 1.0
+            if main and (step % tr["ckpt_every"] == 0 or final):
+                common.save_checkpoint(ckpt_path, snapshot())
+                last_good, saved_step = ckpt_path, step
+            if main and tr["sample_every"] and (step % tr["sample_every"] == 0 or final):
+                write_sample_grid(out / "samples" / f"step_{step:06d}.jpg", net, sample_x, sample_s)
+            stop.check(step, save_now)
     progress.close()
     if main and step == start_step and not ckpt_path.is_file():
         common.save_checkpoint(ckpt_path, snapshot())

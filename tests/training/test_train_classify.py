@@ -206,6 +206,29 @@ def test_killed_mid_epoch_resumes_from_the_periodic_checkpoint(tmp_path, cifar_n
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
 
 
+def test_ctrl_c_mid_epoch_finishes_the_step_and_saves_it(tmp_path, cifar_npz, monkeypatch):
+    """A real SIGINT to this process during step 5: the step completes, last.pt holds step 5, Interrupted says how
+    to resume; the handler is gone afterwards (the default one raises KeyboardInterrupt again)."""
+    import os
+    import signal
+
+    from artcam.runtime.errors import Interrupted
+
+    real = classify.mix_batch
+
+    def ctrl_c_at_step_5(x, y, mixup, cutmix, key):
+        if key[1] == 4:  # the fifth step (0-based key)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(x, y, mixup, cutmix, key)
+
+    monkeypatch.setattr(classify, "mix_batch", ctrl_c_at_step_5)
+    with pytest.raises(Interrupted, match=r"stopped after step 5; resume with --resume .*last\.pt"):
+        _train(tmp_path, "--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3",
+               data=f"cifar10:{cifar_npz}", out="part")
+    assert load_checkpoint(tmp_path / "part" / "last.pt", "classify")["step"] == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_mix_batch_mixup_and_cutmix():
     x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 16, 20).contiguous()
     y = torch.arange(4)

@@ -202,26 +202,68 @@ def test_distill_without_a_teacher_is_a_clear_error(data, tmp_path):
         _run(data, tmp_path, "--no-export", "loss.distill.weight=1")
 
 
-@pytest.mark.reliability
-def test_ctrl_c_mid_training_exits_130_and_keeps_a_loadable_checkpoint(data, tmp_path):
+def _start_training(data, tmp_path, out):
+    """A long tiny run in a child process, returned once its first checkpoint exists."""
     import os
-    import signal
     import subprocess
     import sys
     import time
 
-    out = tmp_path / "run"
     cmd = [sys.executable, "-m", "artcam.runtime.cli", "train", "stylize", "--recipe", str(_recipe(data, tmp_path)),
            "--out", str(out), f"data.root={data['root']}", "train.steps=100000", "--no-export"]
+    # PYTHONFAULTHANDLER: if the child ever hangs, SIGABRT (below) prints where every thread is
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"})
     deadline = time.time() + 120
     while not (out / "last.pt").is_file() and time.time() < deadline and p.poll() is None:
         time.sleep(0.2)
     assert (out / "last.pt").is_file(), p.stderr.read() if p.poll() is not None else "no checkpoint in 120 s"
     time.sleep(0.5)
+    return p
+
+
+def _finish(p) -> str:
+    import signal
+    import subprocess
+
+    try:
+        return p.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGABRT)
+        pytest.fail("no exit 60 s after the signal; the child's threads:\n" + p.communicate()[1][-6000:])
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_mid_training_stops_after_the_step_with_its_checkpoint(data, tmp_path, sig, code):
+    """Ctrl-C / SIGTERM: the step in flight finishes, its checkpoint is written whole, the exit says how to resume."""
+    import os
+    import re
+    import signal
+
+    out = tmp_path / "run"
+    p = _start_training(data, tmp_path, out)
+    p.send_signal(getattr(signal, sig))
+    err = _finish(p)
+    assert p.returncode == code, err[-2000:]
+    assert "Traceback" not in err
+    m = re.search(r"stopped after step (\d+); resume with --resume (\S+)", err)
+    assert m, err[-2000:]
+    assert m.group(2) == str(out / "last.pt")
+    assert load_checkpoint(out / "last.pt", "stylize")["step"] == int(m.group(1))  # no step lost
+    assert not [f for f in os.listdir(out) if "partial" in f]
+
+
+@pytest.mark.reliability
+def test_a_second_ctrl_c_stops_at_once(data, tmp_path):
+    import os
+    import signal
+
+    out = tmp_path / "run"
+    p = _start_training(data, tmp_path, out)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    p.send_signal(signal.SIGINT)
+    err = _finish(p)
     assert p.returncode == 130, err[-2000:]
     assert "Traceback" not in err
     assert load_checkpoint(out / "last.pt", "stylize")["step"] >= 1  # the last atomic save, whole
