@@ -585,8 +585,8 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
         prov["init_from"] = resume["provenance"]["init_from"]
     last_good = str(out / "last.pt") if (out / "last.pt").exists() else None
 
-    def checkpoint(path: Path) -> None:
-        save_checkpoint(path, {
+    def checkpoint(path: Path) -> Path:
+        return save_checkpoint(path, {
             "kind": "classify", "arch": config["arch"], "config": config, "model": model.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
             "epoch": step // steps_per_epoch, "epochs": args.epochs, "steps_per_epoch": steps_per_epoch,
@@ -640,7 +640,7 @@ def train(args: argparse.Namespace, argv: list[str]) -> int:
                 if main_proc and due and step % steps_per_epoch:  # epoch ends write their own
                     checkpoint(out / "last.pt")
                     last_good, last_save = str(out / "last.pt"), time.perf_counter()
-                stop.check(step, lambda: checkpoint(out / "last.pt") or out / "last.pt")
+                stop.check(step, lambda: checkpoint(out / "last.pt"))
             if main_proc:
                 if stopped and step % steps_per_epoch:
                     checkpoint(out / "last.pt")

@@ -40,7 +40,7 @@ def _fit(bgr, short: int | None = None, long: int | None = None):
 
 
 def pack(recipes: list[str], out: Path, root: str, short_side: int, quality: int, budget_mb: float,
-         init: str = "", teacher: str = "", overrides: list[str] = ()) -> dict:
+         init: str = "", teacher: str = "", overrides: list[str] = (), command: list[str] = ()) -> dict:
     out = Path(out)
     if out.exists():
         raise TrainingError(f"{out} already exists", "remove it or pass another --out")
@@ -81,7 +81,7 @@ def pack(recipes: list[str], out: Path, root: str, short_side: int, quality: int
         doc = {"recipes": list(recipes), "photos": len(photos) - skipped, "photos_skipped": skipped,
                "paintings": sorted(styles), "short_side": short_side, "webp_quality": quality,
                "init_student": bool(init), "teacher": bool(teacher), "bytes": size,
-               "source": str(Path(data["root"]).resolve()), "command": ["python", "-m", __spec__.name, *sys.argv[1:]]}
+               "source": str(Path(data["root"]).resolve()), "command": list(command)}
         if size > budget_mb * 2**20:
             raise TrainingError(f"the pack is {size / 2**20:.1f} MiB, over --budget-mb {budget_mb:g}",
                                 "lower --short-side or --quality (the tracked tree travels too: 64 MiB in all)")
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", default="", help="a trained teacher checkpoint (copied; the job then skips it)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides (e.g. data.exclude=[...])")
     a = p.parse_intermixed_args(argv)
-    doc = pack(a.recipe, Path(a.out), a.data, a.short_side, a.quality, a.budget_mb, a.init, a.teacher, a.overrides)
+    command = ["python", "-m", "artcam.training.gpu_pack", *(sys.argv[1:] if argv is None else argv)]
+    doc = pack(a.recipe, Path(a.out), a.data, a.short_side, a.quality, a.budget_mb, a.init, a.teacher, a.overrides,
+               command)
     print(f"packed {doc['photos']} photos ({doc['photos_skipped']} unreadable, skipped), {len(doc['paintings'])} "
           f"paintings, VGG-19 weights; {doc['bytes'] / 2**20:.1f} MiB in {a.out}", file=sys.stderr)
     return 0
