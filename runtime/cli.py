@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "models": ("artcam.runtime.commands", "models_main", "list shipped and user models with their metadata"),
     "info": ("artcam.runtime.commands", "info_main", "versions, execution providers and devices"),
     "bench": ("artcam.benchmarks.cli", "main", "latency benchmarks of models and of the live pipeline"),
+    "style": ("artcam.training.style_add", "main", "add your own painting as a new style, in minutes on a CPU (train extra)"),
     "export": ("artcam.export.cli", "main", "export a checkpoint or ONNX model: ONNX, FP16, INT8, TensorRT, Triton"),
     "train": ("artcam.training.cli", "main", "train classifiers, stylizers and generators (needs the train extra)"),
     "serve": ("artcam.serving.server", "main", "serve models through Triton Inference Server, HTTP + gRPC (serve extra)"),
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"artcam: error: unknown command {verb!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module, func, _ = VERBS[verb]
-    extra = {"train": "train", "export": "export", "bench": "bench", "serve": "serve"}.get(verb)
+    extra = {"train": "train", "style": "train", "export": "export", "bench": "bench", "serve": "serve"}.get(verb)
     hint = f" (install it with: pip install 'artcam[{extra}]')" if extra else ""
 
     def run() -> int:
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # training manages its own worker processes and signals; everything else turns SIGTERM into a
     # clean stop (temporary files removed, exit 143) like Ctrl-C
-    return guarded(run, debug=debug, sigterm=verb != "train")
+    return guarded(run, debug=debug, sigterm=verb not in ("train", "style"))
 
 
 def _pop_debug(argv: list[str]) -> bool:
