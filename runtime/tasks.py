@@ -15,6 +15,7 @@ import numpy as np
 from .errors import InputError
 from .loading import LoadedModel
 from .processing import ImagePostprocessor, ImagePreprocessor, blend, fit_size, preserve_color, softmax
+from .zoo import style_hint
 
 
 @dataclass
@@ -130,7 +131,7 @@ class Stylizer(_Task):
             elif style in self.styles:
                 style = self.styles.index(style)
             else:
-                raise InputError(f"unknown style {style!r}", f"this model has: {', '.join(self.styles)}")
+                raise InputError(f"unknown style {style!r}", style_hint(style, self.styles))
         w = np.zeros((1, n), np.float32)
         if isinstance(style, (int, np.integer)):
             if not 0 <= style < n:
@@ -181,7 +182,7 @@ class Stylizer(_Task):
             elif name in self.styles:
                 idx = self.styles.index(name)
             else:
-                raise InputError(f"unknown style {name!r}", f"this model has: {', '.join(self.styles)}")
+                raise InputError(f"unknown style {name!r}", style_hint(name, self.styles))
             w[idx] += value
             if not np.isfinite(value) or value < 0:  # checked before += hides it (inf + -inf, -1 + 2)
                 self._check_weights(np.where(np.arange(len(w)) == idx, value, 0.0), what)

@@ -72,3 +72,14 @@ def resolve(spec: str | os.PathLike) -> Path:
         return p
     names = ", ".join(e.name for e in list_models(load_meta=False)) or "none installed"
     raise ModelError(f"no model named {str(spec)!r}", f"known models: {names}; or pass a path to an .onnx file")
+
+
+def style_hint(style: str, styles: tuple[str, ...] | list[str]) -> str:
+    """The hint for an unknown style: this model's styles, and which other models hold that style
+    (a style added with `artcam style add` lives in a user model, picked with --model)."""
+    hint = f"this model has: {', '.join(styles)}"
+    others = [e.name for e in list_models() if e.meta is not None and style in (e.meta.styles or ())]
+    if others:
+        hint += f"; {style!r} is in {', '.join(others)}: add --model {others[0]}"
+    return hint
+

@@ -195,6 +195,24 @@ def rows_of(net: Stylizer, first_new: int) -> dict[str, torch.Tensor]:
     return {k: v[first_new:].clone() for k, v in net.state_dict().items() if k.endswith((".gamma", ".beta"))}
 
 
+@torch.no_grad()
+def choose_start(net: Stylizer, first_new: int, score) -> str:
+    """Start the new row from whichever existing row (or their mean) ``score()`` rates lowest: the
+    shipped style nearest to the painting under the training loss, so the run starts part of the way."""
+    tables = [v for k, v in net.state_dict().items() if k.endswith((".gamma", ".beta"))]  # share the params' storage
+    mean = [t[first_new].clone() for t in tables]
+    best, best_loss = -1, score()
+    for r in range(first_new):
+        for t in tables:
+            t[first_new] = t[r]
+        loss = score()
+        if loss < best_loss:
+            best, best_loss = r, loss
+    for t, m in zip(tables, mean):
+        t[first_new] = t[best] if best >= 0 else m
+    return "mean" if best < 0 else str(best)
+
+
 # --- photos --------------------------------------------------------------------------------------------
 
 
@@ -274,7 +292,8 @@ class Eta:
 
 def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: str = "", minutes: float = 8.0,
               steps: int = 0, photos: list[str] | None = None, resume: bool = False, seed: int = 0,
-              loss_net: str = "vgg19", crop: int = CROP, device: str = "cpu", argv: list[str] | None = None) -> Path:
+              loss_net: str = "vgg19", crop: int = CROP, lr: float = LR, start: str = "nearest", device: str = "cpu",
+              argv: list[str] | None = None) -> Path:
     """Learn ``painting`` as a new style and publish ``$ARTCAM_MODELS/INTO.onnx``; returns that path."""
     if minutes <= 0 and steps <= 0:
         raise InputError("--minutes must be > 0", "e.g. --minutes 8")
@@ -316,7 +335,7 @@ def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: 
     first_new = len(styles)
     big = grow(net).to(dev)
     params = freeze_all_but_new_rows(big, first_new)
-    opt = torch.optim.Adam(params, lr=LR)
+    opt = torch.optim.Adam(params, lr=lr)
     step, used = 0, 0.0
     if state is not None:
         sd = big.state_dict()
@@ -345,6 +364,22 @@ def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: 
     batches = infinite(torch.utils.data.DataLoader(crops, batch_size=BATCH, sampler=sampler, drop_last=True))
     amp = dev.type == "cpu" or (dev.type == "cuda" and torch.cuda.is_bf16_supported())
 
+    def loss_of(x: torch.Tensor, style: torch.Tensor):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            v = Views(big(x, style), x, style[:, first_new:])  # the Gram table has one style: weight 1
+            v.features = lossnet.features(v.output, taps)
+            with torch.no_grad():
+                if content_taps:
+                    v.content_features = lossnet.features(x, content_taps)
+            return weighted_sum(terms, v)
+
+    started = "resumed"
+    if state is None and start == "nearest":
+        probe = torch.cat([next(batches) for _ in range(2)]).to(dev)
+        started = choose_start(big, first_new, lambda: float(loss_of(probe, style_vec.expand(len(probe), -1))[0]))
+        started = "mean" if started == "mean" else f"{styles[int(started)]}'s row"
+        print(f"style add: starting from {started}", file=sys.stderr)
+
     def save() -> Path:
         common.save_checkpoint(state_path, {"kind": KIND, "run": run_id, "rows": rows_of(big, first_new),
                                             "optimizer": opt.state_dict(), "step": step, "seconds": used,
@@ -372,16 +407,9 @@ def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: 
             while used < budget and (steps <= 0 or step < steps):
                 t0 = time.perf_counter()
                 x = next(batches).to(dev)
-                lr = LR * min(1.0, max(0.1, (1.0 - used / budget) / 0.3)) if budget != float("inf") else LR
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    v = Views(big(x, one), x, one[:, first_new:])  # the Gram table has one style: weight 1
-                    v.features = lossnet.features(v.output, taps)
-                    with torch.no_grad():
-                        if content_taps:
-                            v.content_features = lossnet.features(x, content_taps)
-                    loss, values = weighted_sum(terms, v)
+                for g in opt.param_groups:  # flat, then a linear decay over the last 30%
+                    g["lr"] = lr * min(1.0, max(0.1, (1.0 - progress()[0]) / 0.3))
+                loss, values = loss_of(x, one)
                 common.check_finite(loss.detach(), step + 1, state_path if state_path.is_file() else None)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -476,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--loss-net", default="vgg19", choices=["vgg19", "random"],
                    help="loss network (random: a fixed random net, for tests only)")
     a.add_argument("--crop", type=int, default=CROP, help=f"training crop in px (default {CROP})")
+    a.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g})")
+    a.add_argument("--start", default="nearest", choices=["nearest", "mean"],
+                   help="start the new style from the nearest existing style (default) or their mean")
     r = sub.add_parser("remove", help="remove a style from a user model")
     r.add_argument("name")
     r.add_argument("--from", dest="into", default=DEFAULT_INTO, help=f"user model (default {DEFAULT_INTO})")
@@ -487,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("--minutes and --steps must be >= 0, --crop >= 32")
     add_style(args.painting, name=args.name, into=args.into, base=args.base, minutes=args.minutes,
               steps=args.steps, photos=args.photos, resume=args.resume, seed=args.seed, loss_net=args.loss_net,
-              crop=args.crop, argv=["style", *argv])
+              crop=args.crop, lr=args.lr, start=args.start, argv=["style", *argv])
     return 0
 
 

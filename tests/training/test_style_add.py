@@ -132,6 +132,10 @@ def test_user_model_runs_without_torch(media, tmp_path):
                PYTHONPATH=str(block) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
+    hint = artcam(["stylize", img, "--style", "stripes", "-o", tmp_path / "out.png"], models, check=False)
+    assert hint.returncode == 2 and "'stripes' is in my_styles: add --model my_styles" in hint.stderr, hint.stderr
     listing = artcam(["models"], models).stdout
     assert re.search(r"my_styles\s+user\s+stylize\s+styles: warm, cool, stripes", listing)
 
