@@ -18,6 +18,7 @@ from .errors import ArtcamError, InputError, Interrupted, SinkError, SourceError
 from .health import DEFAULT_STALL_S, MODEL, Health, HealthMonitor, HealthSink
 from .loading import ForeignFlags, load_model
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
+from .reconnect import Reconnecting, is_local_camera
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
@@ -248,6 +249,9 @@ def live_main(argv: list[str]) -> int:
     p.add_argument("--stall-s", type=_positive_float, default=DEFAULT_STALL_S,
                    help=f"no new frame for this long is a stall: /healthz and --json say 'stalled', the "
                         f"systemd watchdog stops being fed (default: {DEFAULT_STALL_S:g})")
+    p.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                   help="reopen the source when it fails or ends, with a backoff, for as long as it takes "
+                        "(default: on for cameras; network streams reconnect on their own)")
     p.add_argument("--remote", metavar="URL", help="run the models on an `artcam serve` server instead: "
                    "grpc://HOST:8001 or http://HOST:8000 (add ?encoding=jpeg to send JPEG)")
     add_backend_args(p)
@@ -260,6 +264,9 @@ def live_main(argv: list[str]) -> int:
     health = Health(a.stall_s)
     # the source first: a missing camera should fail before seconds of model loading
     source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
+    if a.reconnect or (a.reconnect is None and is_local_camera(a.source)):  # an unplugged camera comes back
+        source = Reconnecting(lambda: open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps),
+                              source, health=health)
     processor = None
     monitor = HealthMonitor(health, json_lines=a.json).start()  # --json lines, systemd readiness + watchdog
     try:
