@@ -623,9 +623,19 @@ def info_main(argv: list[str]) -> int:
         "gstreamer": "GStreamer: YES" in " ".join(cv2.getBuildInformation().split()),
         "cameras": sorted(str(p) for p in Path("/dev").glob("video*")),
     }
+    from .jetson import board_info  # which cv2, GStreamer, CUDA/TensorRT: what is missing and the fix
+
+    info.update(opencv_path=cv2.__file__, **board_info())
     if a.json:
         print(json.dumps(info, indent=1))
     else:
         for k, v in info.items():
-            print(f"{k:<20} {v}")
+            if k != "checks":
+                print(f"{k:<20} {v}")
+        missing = [c for c in info["checks"] if not c["ok"]]
+        if missing:
+            print(f"\nmissing on this {'board' if 'jetson' in info['board'].lower() else 'machine'} "
+                  "(needed for csi:// cameras / GPU inference):")
+        for c in missing:
+            print(f"  {c['name']:<12} {c['detail']}\n  {'':<12} fix: {c['fix']}")
     return 0
