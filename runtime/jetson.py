@@ -67,19 +67,17 @@ def cv2_has_gstreamer(cv2=None) -> bool:
     return "GStreamer: YES" in " ".join(cv2.getBuildInformation().split())
 
 
-def open_csi(spec: str, size: tuple[int, int] | None = None, fps: float | None = None):
-    """``csi://N[?WxH@FPS]`` as a live :class:`CaptureSource` over :func:`csi_pipeline`."""
+def csi_target(spec: str, size: tuple[int, int] | None = None, fps: float | None = None) -> tuple[str, str]:
+    """``csi://N[?WxH@FPS]`` -> (the GStreamer pipeline OpenCV opens, a description); a
+    :class:`SourceError` naming the fix when this OpenCV has no GStreamer (``sources.open_source``)."""
     import cv2
-
-    from .sources import CaptureSource
 
     sensor, w, h, rate = parse_csi(spec, size, fps)
     if not cv2_has_gstreamer(cv2):
         raise SourceError(f"{spec} needs OpenCV with GStreamer; the one imported ({cv2.__file__}) has none",
                           f"on a Jetson: pip uninstall -y opencv-python-headless opencv-python, then use JetPack's "
                           f"OpenCV (sudo apt install nvidia-opencv, a venv with --system-site-packages; {DOCS})")
-    return CaptureSource(csi_pipeline(sensor, w, h, rate), [(cv2.CAP_GSTREAMER, "GStreamer")], live=True,
-                         description=f"CSI camera {sensor} ({w}x{h}@{rate:g})")
+    return csi_pipeline(sensor, w, h, rate), f"CSI camera {sensor} ({w}x{h}@{rate:g})"
 
 
 # --- what the board has ---------------------------------------------------------------------------
