@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import glob
 import grp
+import math
 import os
 import re
 import secrets
@@ -266,8 +267,8 @@ def install(a: argparse.Namespace) -> int:
         if bad in a.live_args:
             raise InputError(f"{bad} cannot be passed through to the service",
                              "the token comes from --token-file; source and output are options of install")
-    if a.stall_s <= 0:
-        raise InputError("--stall-s must be above 0")
+    if not (math.isfinite(a.stall_s) and 0 < a.stall_s <= 3600):
+        raise InputError(f"--stall-s {a.stall_s:g} must be above 0 and at most 3600 (seconds)")
     host = a.viewer[len("http://"):].rsplit(":", 1)[0].strip("[]")
     token_file = a.token_file or (None if is_loopback(host) else TOKEN_FILE)
     if token_file:

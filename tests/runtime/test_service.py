@@ -248,3 +248,23 @@ def test_exec_start_notifies_ready_then_watchdog_and_goes_quiet_when_the_camera_
         listener.close()
     assert rc == 143, "".join(lines)
     assert listener.times("STOPPING=1")
+
+
+def test_status_reads_the_units_viewer_and_asks_healthz(tmp_path):
+    """`artcam service status` finds the viewer address in the unit and reports its /healthz (systemd's own
+    view is whatever `systemctl` says here; without a running systemd the exit is 1)."""
+    from artcam.runtime.viewer import ViewerSink
+
+    sink = ViewerSink("127.0.0.1", 0)
+    try:
+        artcam("service", "install", "--unit-dir", str(tmp_path), "--no-start", "--source", "sample",
+               "--viewer", f"http://127.0.0.1:{sink.port}")
+        p = artcam("service", "status", "--unit-dir", str(tmp_path), check=False)
+        assert "health: starting" in p.stdout and p.returncode == 1
+        sink.write(np.zeros((8, 8, 3), np.uint8), {})
+        p = artcam("service", "status", "--unit-dir", str(tmp_path), check=False)
+        assert "health: ok" in p.stdout and p.stdout.startswith("artcam: ")
+    finally:
+        sink.close()
+    p = artcam("service", "status", "--unit-dir", str(tmp_path / "none"), check=False)
+    assert p.returncode == 2 and "no unit" in p.stderr
