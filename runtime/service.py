@@ -278,12 +278,13 @@ def install(a: argparse.Namespace) -> int:
                                         and not x.startswith("/dev/") else x
                                         for x in (a.style, a.style_model, a.source))
     if not a.user:
-        for path in (Path(sys.executable), Path(__file__)):
+        files = [x for x in (a.style, a.style_model, a.source) if x and x.startswith("/") and Path(x).exists()]
+        for path in (Path(sys.executable), Path(__file__), *map(Path, files)):
             blocked = unreadable_by_others(path)
             if blocked is not None:
                 who = os.environ.get("SUDO_USER") or "YOUR_USER"
                 raise InputError(f"{path} is under {blocked}, which a dynamic service user cannot enter",
-                                 f"add --user {who}, or install artcam in a folder others can read (e.g. /opt)")
+                                 f"add --user {who}, or put it where other users can read, e.g. under /opt")
     devices = camera_devices(a.source) + gpu_devices()
     text = unit_text(a, version=systemd_version(), devices=devices, groups=existing_groups(),
                      token_file=token_file)

@@ -268,3 +268,14 @@ def test_status_reads_the_units_viewer_and_asks_healthz(tmp_path):
         sink.close()
     p = artcam("service", "status", "--unit-dir", str(tmp_path / "none"), check=False)
     assert p.returncode == 2 and "no unit" in p.stderr
+
+
+def test_a_dynamic_user_cannot_reach_a_private_folder(tmp_path):
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    model = private / "style.onnx"
+    model.write_bytes(b"x")
+    p = artcam("service", "install", "--print", "--style", str(model), check=False)
+    assert p.returncode == 2 and "cannot enter" in p.stderr and "--user" in p.stderr
+    unit = artcam("service", "install", "--print", "--style", str(model), "--user", "root").stdout
+    assert "User=root" in unit and exec_start(unit)[exec_start(unit).index("--style") + 1] == str(model)
