@@ -203,6 +203,7 @@ def test_exec_start_notifies_ready_then_watchdog_and_goes_quiet_when_the_camera_
     (creds / "token").write_text("service-secret\n")
     unit = artcam("service", "install", "--print", "--source", camera.url, "--viewer", "http://127.0.0.1:0",
                   "--style-model", str(style), "--stall-s", "1", "--token-file", "/etc/artcam/token",
+                  "--user", "root",  # pytest's tmp folder is private: a dynamic user could not read the model
                   "--", "--device", "cpu", "--threads", "1", "--source-size", "48x64").stdout
     cmd = exec_start(unit)
     assert cmd[0] == sys.executable and "service-secret" not in unit
