@@ -158,15 +158,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if regressions(deltas) else 0
     cfg = _config_from_args(a, old)
     from . import envinfo
+    from .clock import ClockWatch
 
     env = envinfo.environment(cfg.threads)
-    doc = mb.run_benchmark(cfg, _log)
+    with ClockWatch() as clock:  # CPU clock and temperature before/during/after: a throttled run says so
+        doc = mb.run_benchmark(cfg, _log)
+    if clock.warning():
+        _log(clock.warning())
     b = cfg.baseline
     if b not in ("first", "torch") and b.partition(":")[0] not in mb.BACKENDS \
             and not any(r.get("model") == b for r in doc["results"]):
         _log(f"bench: --baseline {b!r} names no backend ({', '.join(mb.BACKENDS)}) and no benchmarked model; "
              "speed-ups are relative to each model's first case")
-    doc = report.new_document("model", cfg.settings(), doc["results"], env=env, argv=argv)
+    doc = report.new_document("model", cfg.settings(), doc["results"], env=env, argv=argv, clock=clock.result())
     table = report.model_table(doc)
     print(table, file=sys.stderr if a.json else sys.stdout, flush=True)
     code = 0

@@ -330,22 +330,27 @@ def main(argv: list[str]) -> int:
     def open_out():
         return NullSink() if a.output == "null" else open_sink(a.output, fps=rate)
 
+    from .clock import ClockWatch
+
     results = []
     try:
-        for sc in scenarios:
-            print(f"bench: pipeline {sc}: {a.duration_s:g} s...", file=sys.stderr, flush=True)
-            try:
-                results.append(run_scenario(sc, open_src, processor, open_out, a.duration_s, a.frames, pcts,
-                                            pace_fps=rate))
-            except ArtcamError as e:
-                results.append({"id": f"pipeline/{sc}", "scenario": sc, "status": "error", "reason": str(e)})
+        with ClockWatch() as clock:  # CPU clock and temperature before/during/after: a throttled run says so
+            for sc in scenarios:
+                print(f"bench: pipeline {sc}: {a.duration_s:g} s...", file=sys.stderr, flush=True)
+                try:
+                    results.append(run_scenario(sc, open_src, processor, open_out, a.duration_s, a.frames, pcts,
+                                                pace_fps=rate))
+                except ArtcamError as e:
+                    results.append({"id": f"pipeline/{sc}", "scenario": sc, "status": "error", "reason": str(e)})
     finally:
         processor.close()
+    if clock.warning():
+        print(clock.warning(), file=sys.stderr)
     settings = {"source": a.source, "source_size": list(size), "source_fps": rate, "style": a.style,
                 "style_model": a.style_model, "classify": a.classify, "size": a.size, "scenarios": scenarios,
                 "duration_s": a.duration_s, "frames": a.frames, "output": a.output, "device": a.device,
                 "threads": a.threads, "percentiles": list(pcts)}
-    doc = report.new_document("pipeline", settings, results, argv=["pipeline", *argv])
+    doc = report.new_document("pipeline", settings, results, argv=["pipeline", *argv], clock=clock.result())
     print(pipeline_table(doc), file=sys.stderr if a.json else sys.stdout, flush=True)
     code = 0 if any(r["status"] == "ok" for r in results) else 2
     if old is not None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
 import re
 import secrets
 from urllib.parse import parse_qs
+
+from .errors import InputError
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
@@ -71,3 +74,33 @@ def host_header_ok(host_header: str | None) -> bool:
     else:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     return is_loopback(host)
+
+
+CREDENTIAL_NAME = "token"  # systemd's LoadCredential=token:/etc/artcam/token (artcam service install)
+
+
+def token_from(given: str | None, token_file: str | None, env=None) -> str | None:
+    """The viewer token: ``--token``, else ``--token-file``, else ``$ARTCAM_TOKEN``, else the credential
+    systemd passes a service (``$CREDENTIALS_DIRECTORY/token``); None when there is none.
+
+    A file keeps the token off the command line, where every user of the machine could read it (``ps``).
+    """
+    env = os.environ if env is None else env
+    if given:
+        return given
+    path = token_file
+    if not path and not env.get("ARTCAM_TOKEN") and env.get("CREDENTIALS_DIRECTORY"):
+        candidate = os.path.join(env["CREDENTIALS_DIRECTORY"], CREDENTIAL_NAME)
+        path = candidate if os.path.isfile(candidate) else None
+    if not path:
+        return env.get("ARTCAM_TOKEN") or None
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the token file {path}: {getattr(e, 'strerror', None) or e}",
+                         "check the path and that this user may read it") from None
+    if not token or any(c.isspace() for c in token):
+        raise InputError(f"the token file {path} is empty" if not token else
+                         f"the token file {path} holds more than one word", "put the token alone in it")
+    return token

@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "generate": ("artcam.runtime.commands", "generate_main", "paint new images with a generator model, as a grid"),
     "models": ("artcam.runtime.commands", "models_main", "list shipped and user models with their metadata"),
     "info": ("artcam.runtime.commands", "info_main", "versions, execution providers and devices"),
+    "service": ("artcam.runtime.service", "main", "run `live` at boot as a systemd service: install, uninstall, status"),
     "bench": ("artcam.benchmarks.cli", "main", "latency benchmarks of models and of the live pipeline"),
     "style": ("artcam.training.style_add", "main", "add your own painting as a new style, in minutes on a CPU (train extra)"),
     "export": ("artcam.export.cli", "main", "export a checkpoint or ONNX model: ONNX, FP16, INT8, TensorRT, Triton"),

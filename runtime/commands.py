@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from . import access
 from . import sinks as S
 from .cli import ArgParser
-from .errors import ArtcamError, InputError, Interrupted
+from .errors import ArtcamError, InputError, Interrupted, SinkError, SourceError
+from .health import DEFAULT_STALL_S, MODEL, Health, HealthMonitor, HealthSink
 from .loading import ForeignFlags, load_model
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
+from .reconnect import Reconnecting, is_local_camera
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
@@ -232,44 +234,71 @@ def live_main(argv: list[str]) -> int:
                    help="window (default), out.mp4, a folder, http://HOST:PORT (the web viewer: live view, "
                         "style and strength controls, stats; HOST defaults to 127.0.0.1) or null")
     g = p.add_argument_group("web viewer (-o http://HOST:PORT)")
-    g.add_argument("--token", default=os.environ.get("ARTCAM_TOKEN") or None,
+    g.add_argument("--token", default=None,
                    help="require this token on every request (default: $ARTCAM_TOKEN; a HOST other than "
                         "loopback always requires one, generated and printed once when not given)")
+    g.add_argument("--token-file", help="read the token from this file instead (keeps it out of `ps`; a service "
+                   "gets it from systemd's credential, $CREDENTIALS_DIRECTORY/token)")
     g.add_argument("--max-clients", type=_positive_int, default=4,
                    help="most concurrent streams; more get 503 (default: 4)")
     p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
     p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many output frames")
     p.add_argument("--duration-s", type=_positive_float, default=None, help="stop after this many seconds")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--json", action="store_true", help="print health lines while running ({\"health\": \"ok\", "
+                   "...} on every change and every 10 s) and the summary as JSON at the end")
+    p.add_argument("--stall-s", type=_positive_float, default=DEFAULT_STALL_S,
+                   help=f"no new frame for this long is a stall: /healthz and --json say 'stalled', the "
+                        f"systemd watchdog stops being fed (default: {DEFAULT_STALL_S:g})")
+    p.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
+                   help="reopen the source when it fails or ends, with a backoff, for as long as it takes "
+                        "(default: on for cameras; network streams reconnect on their own)")
     p.add_argument("--remote", metavar="URL", help="run the models on an `artcam serve` server instead: "
                    "grpc://HOST:8001 or http://HOST:8000 (add ?encoding=jpeg to send JPEG)")
     add_backend_args(p)
     a = p.parse_args(argv)
+    a.token = access.token_from(a.token, a.token_file)
     if a.source == "latent-walk":
         return _latent_walk(a)
     if a.style is None and a.classify is None:
         a.style = "0"  # plain `artcam live` stylizes with the default model
+    health = Health(a.stall_s)
     # the source first: a missing camera should fail before seconds of model loading
     source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
+    if a.reconnect or (a.reconnect is None and is_local_camera(a.source)):  # an unplugged camera comes back
+        source = Reconnecting(lambda: open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps),
+                              source, health=health)
     processor = None
+    monitor = HealthMonitor(health, json_lines=a.json).start()  # --json lines, systemd readiness + watchdog
     try:
         sink = open_sink_or_null(a.output, hud=a.hud, token=a.token, max_clients=a.max_clients)
-        if a.remote:  # the models run on the server (artcam.runtime.backends.remote)
-            from .backends.remote import remote_tasks
+        viewer = sink if isinstance(sink, ViewerSink) else None
+        if viewer is not None:
+            viewer.health = health  # GET /healthz
+        with health.failing_as(MODEL):
+            if a.remote:  # the models run on the server (artcam.runtime.backends.remote)
+                from .backends.remote import remote_tasks
 
-            stylizer, classifier = remote_tasks(a)
-        else:
-            stylizer = make_stylizer(a) if a.style is not None else None
-            classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
-        processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
-        if isinstance(sink, ViewerSink):  # the page steers style and strength
-            sink.attach(processor, " + ".join(t.meta.name for t in (stylizer, classifier) if t is not None))
-        for task in (stylizer, classifier):  # pay one-time costs before the first live frame
-            if task is not None:
-                task.warmup()
+                stylizer, classifier = remote_tasks(a)
+            else:
+                stylizer = make_stylizer(a) if a.style is not None else None
+                classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
+            processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+            if viewer is not None:  # the page steers style and strength
+                viewer.attach(processor, " + ".join(t.meta.name for t in (stylizer, classifier) if t is not None))
+            for task in (stylizer, classifier):  # pay one-time costs before the first live frame
+                if task is not None:
+                    task.warmup()
         open_ended = _open_ended(a, source)
-        stats = _run_to_sink(a, source, processor, sink, open_ended=open_ended)
+        try:
+            stats = _run_to_sink(a, source, processor, sink if viewer else HealthSink(sink, health),
+                                 open_ended=open_ended)
+        except (SourceError, SinkError):
+            raise
+        except Exception:  # raised by the inference thread: the model failed to run
+            health.fail(MODEL)
+            raise
     finally:
+        monitor.stop()
         source.close()
         if processor is not None:
             processor.close()
@@ -594,9 +623,19 @@ def info_main(argv: list[str]) -> int:
         "gstreamer": "GStreamer: YES" in " ".join(cv2.getBuildInformation().split()),
         "cameras": sorted(str(p) for p in Path("/dev").glob("video*")),
     }
+    from .jetson import board_info  # which cv2, GStreamer, CUDA/TensorRT: what is missing and the fix
+
+    info.update(opencv_path=cv2.__file__, **board_info())
     if a.json:
         print(json.dumps(info, indent=1))
     else:
         for k, v in info.items():
-            print(f"{k:<20} {v}")
+            if k != "checks":
+                print(f"{k:<20} {v}")
+        missing = [c for c in info["checks"] if not c["ok"]]
+        if missing:
+            print(f"\nmissing on this {'board' if 'jetson' in info['board'].lower() else 'machine'} "
+                  "(needed for csi:// cameras / GPU inference):")
+        for c in missing:
+            print(f"  {c['name']:<12} {c['detail']}\n  {'':<12} fix: {c['fix']}")
     return 0

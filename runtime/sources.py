@@ -317,6 +317,11 @@ def open_source(spec: str, *, loop: bool = False, size: tuple[int, int] | None =
     if spec == "sample" or spec.startswith("sample:"):
         return SampleSource(size=size or (480, 640), fps=fps or 30.0, frames=frames,
                             live=True if live is None else live)
+    if spec.startswith("csi://"):  # a Jetson CSI camera through GStreamer
+        from .jetson import csi_target
+
+        pipeline, description = csi_target(spec, size=size, fps=fps)
+        return CaptureSource(pipeline, [(cv2.CAP_GSTREAMER, "GStreamer")], live=True, description=description)
     if spec.isdigit() or spec.startswith("/dev/video"):
         target = int(spec) if spec.isdigit() else spec
         backends = [(cv2.CAP_V4L2, "V4L2"), (cv2.CAP_ANY, "any backend")] if sys.platform.startswith("linux") \

@@ -7,6 +7,8 @@ stream, a snapshot and a small JSON control API::
     GET  /stream.mjpg     multipart JPEG stream (what the page's <img> shows)
     GET  /snapshot.jpg    the newest frame
     GET  /api/state       model, styles, style weights, strength, pause, top-k, live statistics
+    GET  /healthz         ``ok`` (200) or one word why not (503): ``starting``, ``stalled``, ``camera``,
+                          ``model`` (``health.py``); the only route without the token: it reveals nothing else
     POST /api/style       {"name": N} | {"index": I} | {"blend": {N: w, ...} or [w, ...]}
     POST /api/strength    {"strength": 0..1}
     POST /api/pause       {"paused": true|false}, or {} to toggle
@@ -44,6 +46,7 @@ import numpy as np
 
 from . import access, control
 from .errors import ArtcamError, SinkError
+from .health import Health
 from .pipeline import percentiles
 from .sinks import PAUSE, Sink, draw_hud
 
@@ -94,7 +97,8 @@ class ViewerSink(Sink):
     """Serve the viewer page, the stream, snapshots and the control API; see the module docstring."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, token: str | None = None,
-                 max_clients: int = 4, quality: int = 80, hud: bool = False, send_timeout_s: float = 5.0):
+                 max_clients: int = 4, quality: int = 80, hud: bool = False, send_timeout_s: float = 5.0,
+                 health: Health | None = None):
         if max_clients < 1:
             raise SinkError(f"max clients {max_clients} must be at least 1")
         host = host.strip("[]") or "127.0.0.1"
@@ -122,6 +126,7 @@ class ViewerSink(Sink):
         self.refused = 0
         self.processor = None
         self.model = ""
+        self.health = health if health is not None else Health()  # fed by write(), read by /healthz
 
         handler = type("ViewerHandler", (_Handler,), {"sink": self, "timeout": send_timeout_s})
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -148,6 +153,7 @@ class ViewerSink(Sink):
         self.processor, self.model = processor, model
 
     def write(self, frame, info):
+        self.health.frame()
         paused = bool(info.get("paused"))
         with self._lock:
             self._last = info
@@ -221,7 +227,7 @@ class ViewerSink(Sink):
             "model": self.model, "styles": settings["styles"], "style_weights": settings["weights"],
             "style": last.get("style", ""), "strength": settings["strength"], "paused": paused,
             "predictions": [pr.as_dict() for pr in last.get("predictions", [])],
-            "token_required": self.token is not None, "stats": stats,
+            "token_required": self.token is not None, "stats": stats, "health": self.health.status(),
         }
 
 
@@ -292,6 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes ------------------------------------------------------------------------------------
     def do_GET(self):
         url = urlsplit(self.path)
+        if url.path == "/healthz":  # before the token check: monitors have no token, and it says one word
+            status = self.sink.health.status()
+            self._send(200 if status == "ok" else 503, status.encode(), "text/plain; charset=utf-8")
+            return
         if not self._allowed(url.query):
             return
         route = url.path
@@ -322,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = url.path
         if route not in ("/api/style", "/api/strength", "/api/pause"):
-            if route in ("/", "/index.html", "/api/state", "/snapshot.jpg", "/stream.mjpg"):
+            if route in ("/", "/index.html", "/api/state", "/snapshot.jpg", "/stream.mjpg", "/healthz"):
                 self._error(405, f"{route} takes GET", {"Allow": "GET"})
             else:
                 self._error(404, f"no such page: {route}")
