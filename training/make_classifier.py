@@ -76,15 +76,17 @@ def load_backbone(model, checkpoint: str | Path | None) -> dict:
 
 @torch.no_grad()
 def compute_features(images: np.ndarray, crop: float, flip: bool, batch: int = 32, log=print,
-                     backbone: str | Path | None = None, arch: str = "efficientnet_lite0") -> dict[str, np.ndarray]:
-    """Pooled, channel-statistics and Gram features of each image's evaluation view (the backbone's size)."""
+                     backbone: str | Path | None = None, arch: str = "efficientnet_lite0",
+                     size: int | None = None) -> dict[str, np.ndarray]:
+    """Pooled, channel-statistics and Gram features of each image's evaluation view (default: the backbone's
+    own input size)."""
     from artcam.training import datasets as D
     from artcam.training.classify import LiteClassifier, channel_stats, gram_features, style_taps
 
     model = LiteClassifier(2, head="gram", arch=arch)
     load_backbone(model, backbone)
     net = model.backbone.eval()
-    size = net.variant.input_size
+    size = size or net.variant.input_size
     stat_taps, gram_taps = style_taps(arch)
     out: dict[str, list[np.ndarray]] = {"pooled": [], "stats": [], "gram": []}
     t0 = time.perf_counter()

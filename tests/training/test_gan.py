@@ -157,11 +157,15 @@ def test_conditional_needs_class_folders_and_enough_per_class(tmp_path):
         find_paintings(tmp_path / "flat", conditional=True)
 
 
-def test_bad_cli_arguments_exit_2(tmp_path, painting_dir):
-    for bad in (["--diffaug", "rotate"], ["--seed", "abc"], ["--ema", "1.5"], ["--size", "96"]):
-        with pytest.raises(SystemExit) as e:
+def test_bad_recipe_values_are_clear_errors_exit_2(tmp_path, painting_dir):
+    for bad in (["train.diffaug=rotate"], ["train.seed=abc"], ["train.ema=1.5"], ["net.size=96"],
+                ["--diffaug", "rotate"]):  # the last: an old flag, still read
+        with pytest.raises(TrainingError) as e:
             main(["--data", str(painting_dir), "--out", str(tmp_path), *bad])
-        assert e.value.code == 2
+        assert e.value.exit_code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["--data", str(painting_dir), "--bogus"])
+    assert e.value.code == 2
 
 
 # --- training, resume, export ----------------------------------------------------------------
