@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 
 import numpy as np
 
+from artcam.benchmarks.alternate import alternate
 from artcam.benchmarks.result_file import write_result
 from artcam.runtime.cli import ArgParser
 
@@ -34,14 +34,8 @@ def measure(a_path: str, b_path: str, size=(480, 640), runs: int = 50, warmup: i
     # each model gets the same image through its own metadata (a style-frozen model has no style input)
     feeds = {"a": _feed(a_path, a_data, sa, size), "b": _feed(b_path, b_data, sb, size)}
     feed = feeds["a"]
-    times: dict[str, list[float]] = {"a": [], "b": []}
-    for i in range(warmup + runs):
-        for key, s in (("a", sa), ("b", sb)) if i % 2 == 0 else (("b", sb), ("a", sa)):
-            t0 = time.perf_counter()
-            s.run(None, feeds[key])
-            dt = (time.perf_counter() - t0) * 1e3
-            if i >= warmup:
-                times[key].append(dt)
+    timed = alternate({"a": lambda: sa.run(None, feeds["a"]), "b": lambda: sb.run(None, feeds["b"])}, runs, warmup)
+    times = {k: [t * 1e3 for t in v] for k, v in timed.wall.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     q = {k: [float(np.percentile(v, p)) for p in (10, 90)] for k, v in times.items()}
     return {

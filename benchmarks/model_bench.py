@@ -170,15 +170,14 @@ def _checkpoint_source(path: Path) -> ModelSource:
         raise ModelError(f"{path} is a PyTorch checkpoint and torch is not installed",
                          "install the train extra, or benchmark its exported .onnx") from None
     from artcam.export.onnx_export import to_onnx_bytes
+    from artcam.export.trainers import TRAINERS, export_spec_for
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     kind = state.get("kind") if isinstance(state, dict) else None
-    modules = {"classify": "artcam.training.classify", "stylize": "artcam.training.stylize",
-               "generate": "artcam.training.generate"}
-    if kind not in modules:
+    if kind not in TRAINERS:
         raise ModelError(f"{path} is not an artcam training checkpoint (kind {kind!r})",
                          "pass a checkpoint written by `artcam train`, or an .onnx file")
-    spec = importlib.import_module(modules[kind]).export_spec(state)
+    spec = export_spec_for(state)
     data = to_onnx_bytes(spec["model"], spec["example_inputs"], spec["output_names"], spec.get("dynamic_axes"))
     meta: ModelMeta = spec["meta"]
     data = with_metadata(data, meta.to_props())

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from artcam.benchmarks.alternate import alternate
 from artcam.benchmarks.result_file import write_result
 from artcam.export.parity import psnr
 from artcam.runtime.cli import ArgParser
@@ -113,18 +113,8 @@ def bench(models: dict[str, OnnxStylizer], size: tuple[int, int], runs: int, war
     for name, m in models.items():
         mh, mw = -(-h // m.multiple) * m.multiple, -(-w // m.multiple) * m.multiple
         feeds[name] = m.feed(rng.random((3, mh, mw), dtype=np.float32), 0)
-    for _ in range(warmup):
-        for name, m in models.items():
-            m.run_feed(feeds[name])
-    times: dict[str, list[float]] = {k: [] for k in models}
-    cpu: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(runs):
-        for name, m in models.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            m.run_feed(feeds[name])
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    return times, cpu
+    timed = alternate({name: (lambda m=m, f=feeds[name]: m.run_feed(f)) for name, m in models.items()}, runs, warmup)
+    return timed.wall, timed.cpu
 
 
 def fp16_parity(path: Path, photos: list[np.ndarray], size: tuple[int, int]) -> dict[str, dict[str, float]]:

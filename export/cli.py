@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.metadata
 import json
 import sys
 import time
@@ -25,12 +23,9 @@ from artcam.runtime.errors import ArtcamError, ModelError
 
 from . import parity
 from .parity import Tolerance
+from .trainers import export_spec_for, read_checkpoint
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-# Checkpoint kind -> the trainer module that can rebuild its net (its ``export_spec``). The trainers sit a layer
-# above export, so export never names them in code: each registers itself as an entry point in pyproject.toml.
-TRAINER_GROUP = "artcam.trainers"
-TRAINERS = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=TRAINER_GROUP)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,39 +85,6 @@ class Source:
     report: dict
 
 
-def _read_checkpoint(path: Path) -> dict:
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ModelError(f"cannot read checkpoint {path}: {e}", "pass a checkpoint written by `artcam train`") from e
-    kind = ckpt.get("kind") if isinstance(ckpt, dict) else None
-    if not TRAINERS:
-        raise ModelError(f"no trainer is registered under the entry point group {TRAINER_GROUP!r}",
-                         "reinstall artcam: pip install -e '.[train]'")
-    if kind not in TRAINERS:
-        what = f"kind {kind!r}" if isinstance(ckpt, dict) and "kind" in ckpt else "no 'kind' field"
-        raise ModelError(f"{path} is not an artcam training checkpoint ({what})",
-                         f"pass a checkpoint from `artcam train {{{','.join(TRAINERS)}}}` (kinds: {', '.join(TRAINERS)})")
-    return ckpt
-
-
-def export_spec_for(ckpt: dict) -> dict:
-    """Dispatch to the registered trainer's ``export_spec`` (the trainer knows how to rebuild its net)."""
-    module_name = TRAINERS[ckpt["kind"]]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ModelError(f"cannot import {module_name} to export a {ckpt['kind']!r} checkpoint ({e})",
-                         "install the train extra: pip install 'artcam[train]'") from e
-    spec = module.export_spec(ckpt)
-    missing = {"model", "meta", "example_inputs", "output_names"} - set(spec)
-    if missing:
-        raise ModelError(f"{module_name}.export_spec returned no {sorted(missing)}")
-    return spec
-
-
 def _dynamic_axes(model, example: dict, output_names, spec_axes, force: bool) -> dict:
     """The trainer's axes, or with --dynamic: batch everywhere, H/W on 4-D image tensors."""
     if not force:
@@ -143,7 +105,7 @@ def source_from_checkpoint(path: Path, args, feeds_images) -> Source:
 
     from .onnx_export import check_onnx, simplify_onnx, to_onnx_bytes
 
-    spec = export_spec_for(_read_checkpoint(path))
+    spec = export_spec_for(read_checkpoint(path))
     model, meta = spec["model"].eval(), spec["meta"]
     example = dict(spec["example_inputs"])
     if args.imgsz and meta is not None and meta.image is not None and meta.image.fixed_size is None:
