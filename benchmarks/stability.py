@@ -23,7 +23,7 @@ from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_mo
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import data_root
 
-# The clips under the data root's video/ and the sizes NOTES.md measured the peer at.
+# The clips under the data root's video/ and the sizes the peer is measured at.
 DEFAULT_CLIPS = {"fox.mp4": (480, 480), "street_walking_720p.mp4": (640, 360)}
 
 
@@ -81,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgParser(prog="python -m artcam.benchmarks.stability", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
     p.add_argument("--styles", default="", help="style indices of our model (default: all)")
-    p.add_argument("--peer-styles", default="0,7,19", help="style indices of the peer (NOTES.md used 0,7,19)")
+    p.add_argument("--peer-styles", default="0,7,19", help="style indices of the peer")
     p.add_argument("--video", action="append", default=[],
                    help="clip path (default: fox.mp4 and street_walking_720p.mp4 in DATA/video)")
     p.add_argument("--data", default=None, help="data root (default: $ARTCAM_DATA, else ../shared/data)")
-    p.add_argument("--size", default="", help="WxH to resize frames to (default: per clip, as in NOTES.md)")
+    p.add_argument("--size", default="", help="WxH to resize frames to (default: per clip)")
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--peer-only", action="store_true", help="measure only the peer (its numbers do not change)")

@@ -188,7 +188,7 @@ SCHEMA: dict[str, Any] = {
         "steps": 100000,  # stop here or at train.minutes, whichever comes first
         "batch_size": 4, "lr": 1e-3, "workers": -1, "ckpt_every": 100, "sample_every": 500,
     },
-    "loss": {"net": "efficientnet_lite0"},  # plus one [loss.TERM] table per term (style_terms.TERMS)
+    "loss": {"net": "vgg19"},  # plus one [loss.TERM] table per term (style_terms.TERMS)
 }
 
 

@@ -12,6 +12,7 @@ import torch
 
 from artcam.training import classify, datasets, make_classifier
 from artcam.training.common import TrainingError, load_checkpoint
+from artcam.training.efficientnet_lite import efficientnet_lite0
 
 CLASSES = ("dots", "stripes", "plain")
 
@@ -282,7 +283,7 @@ def test_efficientnet_two_heads_on_folder_export_parity(tmp_path, folder):
     assert len(metrics["skipped"]) == 1
     assert 0.0 <= metrics["history"][0]["objects_agreement"] <= 1.0
     ckpt = load_checkpoint(out / "best.pt", "classify", "efficientnet_lite0")
-    pretrained = classify.efficientnet_lite0(pretrained=True).state_dict()
+    pretrained = efficientnet_lite0(pretrained=True).state_dict()
     torch.testing.assert_close(ckpt["model"]["backbone._fc.weight"], pretrained["_fc.weight"])  # objects frozen
     torch.testing.assert_close(ckpt["model"]["backbone._blocks.3._project_conv.weight"],
                                pretrained["_blocks.3._project_conv.weight"])  # frozen block
@@ -310,7 +311,7 @@ def test_features_and_fit_on_a_fine_tuned_backbone(tmp_path, folder):
                  "--backbone-lr-scale", "1", "--no-export", data=str(folder))
     tuned = load_checkpoint(out / "best.pt", "classify", "efficientnet_lite0")["model"]
     key = "backbone._blocks.15._project_conv.weight"
-    assert not torch.equal(tuned[key], classify.efficientnet_lite0(pretrained=True).state_dict()[key[9:]])
+    assert not torch.equal(tuned[key], efficientnet_lite0(pretrained=True).state_dict()[key[9:]])
     images = datasets.load_folder(folder, 224, 0.25, 0).val.images[:3]
     frozen = make_classifier.compute_features(images, 0.875, False, log=lambda *a: None)
     adapted = make_classifier.compute_features(images, 0.875, False, log=lambda *a: None, backbone=out / "best.pt")

@@ -4,9 +4,9 @@ A lent machine gets the tracked tree plus up to 64 MiB of carried files in all, 
 registry. The tracked tree is about 30 MB, so the photos travel as WebP copies with their short side cut to
 what the training crops use (crops of image_size + 2 margins, scaled up to 1.6×: 288 px covers the shipped
 recipes), the recipe's paintings as JPEG at their Gram scale, and VGG-19's weights as a plain file
-(``$ARTCAM_VGG19_WEIGHTS`` on the other side). ``training/gpu_stylizer.sh`` trains from the folder.
+(``$ARTCAM_VGG19_WEIGHTS`` on the other side). ``tools/gpu_stylizer.sh`` trains from the folder.
 
-    python -m artcam.training.gpu_pack --out runs/gpu_pack --init runs/dvgg/last.pt
+    python tools/gpu_pack.py --out runs/gpu_pack --init runs/dvgg/last.pt
 
 The folder is published whole or not at all; unreadable photos are skipped and counted.
 """
@@ -94,7 +94,7 @@ def pack(recipes: list[str], out: Path, root: str, short_side: int, quality: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgParser(prog="python -m artcam.training.gpu_pack", description=__doc__.splitlines()[0])
+    p = ArgParser(prog="python tools/gpu_pack.py", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="folder to create (carry it to the GPU machine)")
     p.add_argument("--recipe", nargs="+", default=["stylizer_teacher", "stylizer_nano"],
                    help="recipes whose photos and paintings to pack (default: teacher and student)")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", default="", help="a trained teacher checkpoint (copied; the job then skips it)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides (e.g. data.exclude=[...])")
     a = p.parse_intermixed_args(argv)
-    command = ["python", "-m", "artcam.training.gpu_pack", *(sys.argv[1:] if argv is None else argv)]
+    command = ["python", "tools/gpu_pack.py", *(sys.argv[1:] if argv is None else argv)]
     doc = pack(a.recipe, Path(a.out), a.data, a.short_side, a.quality, a.budget_mb, a.init, a.teacher, a.overrides,
                command)
     print(f"packed {doc['photos']} photos ({doc['photos_skipped']} unreadable, skipped), {len(doc['paintings'])} "
