@@ -254,10 +254,14 @@ def live_main(argv: list[str]) -> int:
     processor = None
     try:
         sink = open_sink_or_null(a.output, hud=a.hud, token=a.token, max_clients=a.max_clients)
-        if a.remote:  # the models run on the server (artcam.runtime.backends.remote)
-            from .backends.remote import remote_tasks
+        if a.remote:  # the models run on the server (artcam.runtime.remote_tasks)
+            from .remote_tasks import open_remote_tasks
 
-            stylizer, classifier = remote_tasks(a)
+            if a.size:  # the server stylizes frames at the size it gets them
+                raise InputError("--size does not apply with --remote", "resize the source with --source-size")
+            stylizer, classifier = open_remote_tasks(
+                a.remote, stylizer_model=a.style_model if a.style is not None else None, style=a.style,
+                strength=a.strength, preserve_color=a.preserve_color, classifier_model=a.classify, top_k=a.top_k)
         else:
             stylizer = make_stylizer(a) if a.style is not None else None
             classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
@@ -445,7 +449,10 @@ def stylize_main(argv: list[str]) -> int:
     if stats.frames == 0:
         raise InputError(f"no readable frames in {a.source}; nothing written",
                          "check that it is a complete image or video that OpenCV can decode")
-    _print_stats(stats, a.json)
+    if stats.frames == 1 and not a.json:  # one picture: the speed of one frame is no news
+        print(f"wrote {a.output}")
+    else:
+        _print_stats(stats, a.json)
     return 0
 
 
