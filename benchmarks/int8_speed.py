@@ -8,6 +8,7 @@ changes) from favouring either side; the ratio of medians is the figure to quote
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 
@@ -16,6 +17,7 @@ import numpy as np
 from artcam.benchmarks.alternate import alternate
 from artcam.benchmarks.result_file import write_result
 from artcam.runtime.cli import ArgParser
+from artcam.runtime.sizes import SPELLING, deprecated_size, size_arg
 
 
 def _feed(path: str, data: bytes, sess, size):
@@ -50,14 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgParser(prog="python -m artcam.benchmarks.int8_speed", description=__doc__.splitlines()[0])
     ap.add_argument("a", help="baseline model (FP32)")
     ap.add_argument("b", help="model to compare (INT8)")
-    ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"),
-                    help="input size for free-size image models (default 480 640)")
+    ap.add_argument("--imgsz", type=size_arg, default=(480, 640), metavar="HxW",
+                    help=f"input size for free-size image models, {SPELLING} (default 480x640)")
+    ap.add_argument("--size", type=int, nargs=2, default=None, help=argparse.SUPPRESS)  # the old H W spelling
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ONNX Runtime default)")
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args(argv)
-    r = measure(args.a, args.b, tuple(args.size), args.runs, args.warmup, args.threads)
+    if args.size:
+        args.imgsz = deprecated_size(ap.prog, "--size H W", args.size, "--imgsz")
+    r = measure(args.a, args.b, tuple(args.imgsz), args.runs, args.warmup, args.threads)
     text = json.dumps(r, indent=2)
     print(text)
     write_result(args.json, r, ap.prog, argv)

@@ -63,28 +63,6 @@ def parse_choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256,480x640"`` -> [(256, 256), (480, 640)]: a single number is square, HxW otherwise."""
-    out = []
-    for item in text.split(","):
-        s = item.strip().lower()
-        if not s:
-            continue
-        parts = s.split("x")
-        try:
-            hw = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-            if len(parts) > 2:
-                raise ValueError
-        except ValueError:
-            raise ArtcamError(f"image size {item.strip()!r} is not N or HxW", "use e.g. --imgsz 256,480x640") from None
-        if min(hw) < 1:
-            raise ArtcamError(f"image size {item.strip()!r} must be positive")
-        out.append(hw)
-    if not out:
-        raise ArtcamError("no image sizes given", "use e.g. --imgsz 256,480x640")
-    return list(dict.fromkeys(out))
-
-
 def parse_ints(text: str, what: str) -> list[int]:
     try:
         out = [int(x) for x in text.split(",") if x.strip()]

@@ -20,6 +20,7 @@ import numpy as np
 from artcam.runtime.backends.onnxrt import make_session
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError, ModelError
+from artcam.runtime.sizes import SPELLING, deprecated_size, parse_size
 
 from . import parity
 from .parity import Tolerance
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-keep-fp32", type=int, default=0, metavar="N",
                    help="measure each activation's quantisation SQNR and keep the N worst nodes in FP32")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch (and H, W for 4-D image tensors)")
-    p.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"), help="export/verification/profile size")
+    p.add_argument("--imgsz", nargs="+", metavar="HxW", help=f"export/verification/profile size, {SPELLING}")
     p.add_argument("--min-shape", help="TensorRT profile min, e.g. image:1x3x256x256,style:1x8")
     p.add_argument("--opt-shape", help="TensorRT profile opt")
     p.add_argument("--max-shape", help="TensorRT profile max")
@@ -215,6 +216,9 @@ def _default_out(args, stem: str, suffix: str) -> Path:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.imgsz:  # HxW; the old spelling was two numbers, H W
+        args.imgsz = parse_size(args.imgsz[0]) if len(args.imgsz) == 1 else \
+            deprecated_size("artcam export", "--imgsz H W", args.imgsz, "--imgsz")
     src_path = Path(args.source)
     if not src_path.is_file():
         raise ArtcamError(f"source not found: {src_path}", "pass a trainer checkpoint (.pt) or an .onnx file")

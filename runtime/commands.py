@@ -17,6 +17,7 @@ from .cli import ArgParser
 from .errors import ArtcamError, InputError, Interrupted
 from .loading import ForeignFlags, load_model
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
+from .sizes import size_arg as _size
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
@@ -71,19 +72,6 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
 _positive_int = _int_at_least(1)
 _count = _int_at_least(0)
 _positive_float = _float_in(0.0, low_open=True)
-
-
-def _size(s: str) -> tuple[int, int]:
-    """``480x640`` (HxW) or ``224`` (square)."""
-    try:
-        parts = [int(x) for x in s.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 or 224") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1 or max(parts) > 16384:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 (HxW) or 224 (1..16384 px)")
-    return parts[0], parts[1]
 
 
 def _seed(s: str) -> int:
@@ -449,7 +437,7 @@ def stylize_main(argv: list[str]) -> int:
     if stats.frames == 0:
         raise InputError(f"no readable frames in {a.source}; nothing written",
                          "check that it is a complete image or video that OpenCV can decode")
-    if stats.frames == 1 and not a.json:  # one picture: the speed of one frame is no news
+    if stats.frames == 1 and not source.skipped and not a.json:  # one picture: the speed of one frame is no news
         print(f"wrote {a.output}")
     else:
         _print_stats(stats, a.json)

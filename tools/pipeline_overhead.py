@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="pace the source at this rate like a camera (default: unpaced, as fast as it goes)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    from artcam.benchmarks.model_bench import parse_sizes
+    from artcam.runtime.sizes import parse_sizes
 
     try:
         doc = measure(a.source, a.frames, a.rounds, parse_sizes(a.size)[0], a.threads, a.fps)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from artcam.export.trainers import TRAINERS, trainer_module
+import importlib
+
+from artcam.export.trainers import TRAINERS
 
 
 def main(argv: list[str]) -> int:
@@ -10,4 +12,5 @@ def main(argv: list[str]) -> int:
         print(f"usage: artcam train {{{','.join(TRAINERS)}}} --recipe NAME|FILE [key=value ...] [options]\n\n"
               "Run `artcam train KIND --help` for a kind's recipes and recipe keys.")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return int(trainer_module(argv[0]).main(argv[1:]) or 0)
+    # an ImportError (no torch) reaches the CLI, which names the extra to install
+    return int(importlib.import_module(TRAINERS[argv[0]]).main(argv[1:]) or 0)
