@@ -1,13 +1,12 @@
-"""Build the shipped classifier ``runtime/models/classifier_lite0.onnx`` (or a Lite1/Lite2 one).
+"""The classifier's step-by-step tools: cached features, head fits, export, end-to-end scoring, the held-out split.
 
-One EfficientNet-Lite backbone, two heads: "objects" (the 1000 ImageNet classes, the original
-pretrained layer) and "style" (the 7 WikiArt styles). The shipped style head sits on the *frozen*
-backbone (full fine-tunes on a GPU did not beat it; README): features are computed once per image
-(``features``), a linear head is fitted on them (``fit``: standardise, multinomial logistic
-regression, L2 strength chosen on a split of the training images only), and the two-head network
-is exported (``export``). With a frozen backbone the objects head is exactly the pretrained one.
-``features --backbone CKPT`` uses a fine-tuned backbone instead; its L2 choice is then optimistic,
-since that backbone has already seen the inner split's images.
+The shipped ``runtime/models/classifier_lite0.onnx`` is rebuilt in one run by its recipe
+(``artcam train classify --recipe classifier_lite0``: a linear style head fitted on the frozen backbone's
+features, ``linear_head``). These subcommands split that run into steps that can be cached and compared:
+features once per image (``features``), one or more heads fitted on them (``fit``), the two-head network
+written out (``export``), scored end to end through the runtime (``evaluate``). ``features --backbone CKPT``
+uses a fine-tuned backbone instead; its L2 choice is then optimistic, since that backbone has already seen
+the inner split's images.
 
     python -m artcam.training.make_classifier features --out runs/style/features.npz
     python -m artcam.training.make_classifier fit runs/style/features.npz --head gram --out runs/style/style_head.pt
@@ -194,7 +193,7 @@ def default_art_folders() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = ArgParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[1])
+    ap = ArgParser(prog="python -m artcam.training.make_classifier", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("features", help="cache frozen backbone features of an image folder")
     p.add_argument("--data", nargs="+", default=None, help=DATA_HELP)

@@ -22,7 +22,6 @@ rest the same way for all of them:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import textwrap
 import time
@@ -393,17 +392,3 @@ def main_for(task_cls: type[Task], argv: list[str] | None, example: str) -> int:
     args, recipe = parse_task_args(task_cls, argv, example)
     fit(task_cls(recipe), args, argv)
     return 0
-
-
-@contextlib.contextmanager
-def no_grad_eval(*modules: torch.nn.Module):
-    """Modules in eval mode without gradients, restored afterwards."""
-    was = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for m, w in zip(modules, was):
-            m.train(w)
