@@ -2,8 +2,9 @@
 
 On a shared machine load comes and goes; timing A then B in turn (and B then A on the next round, so
 neither always runs on the other's warm caches) exposes both to the same load, which makes their ratio
-steady where separate runs are not. Every comparison benchmark (int8_speed, classifier_heads,
-stylizer_speed) times through :func:`alternate`.
+steady where separate runs are not. The two-model comparisons (int8_speed, classifier_heads, stylizer_speed)
+time through :func:`alternate`; ``artcam bench`` (``model_bench.measure_interleaved``) alternates whole rounds
+of many calls per engine instead, since it also splits each call into transfer and compute.
 """
 
 from __future__ import annotations

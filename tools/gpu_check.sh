@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU check for a lent machine (PyTorch + CUDA, maybe no TensorRT, no package registry).
+# One prepared GPU check for a GPU box without network (PyTorch + CUDA, maybe no TensorRT, no package registry).
 #
 #   bash tools/gpu_check.sh                 # on the GPU machine, from the repo root
 #   ARTCAM_GPU_CHECK_CPU=1 bash tools/gpu_check.sh   # quick dry run on CPU (tiny sizes)

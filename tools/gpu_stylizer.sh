@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Train the stylizer's teacher, then its real-time student, on a lent GPU machine, in one prepared call.
+# Train the stylizer's teacher, then its real-time student, on a GPU box without network, in one call.
 #
 #   here:   python tools/gpu_pack.py --out runs/gpu_pack --init runs/dvgg/last.pt
-#   there:  bash tools/gpu_stylizer.sh runs/gpu_pack          (carry runs/gpu_pack; results in $OUT)
+#   there:  bash tools/gpu_stylizer.sh runs/gpu_pack          (copy runs/gpu_pack there; results in $OUT)
 #
 # The shipped recipes (training/recipes/stylizer_teacher.toml, stylizer_nano.toml) run unchanged except for
 # what a GPU changes: minutes, batch size. Each run stops on its own clock and checkpoints as it goes, so the
