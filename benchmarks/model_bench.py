@@ -63,28 +63,6 @@ def parse_choices(text: str, allowed: Sequence[str], what: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``"256,480x640"`` -> [(256, 256), (480, 640)]: a single number is square, HxW otherwise."""
-    out = []
-    for item in text.split(","):
-        s = item.strip().lower()
-        if not s:
-            continue
-        parts = s.split("x")
-        try:
-            hw = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-            if len(parts) > 2:
-                raise ValueError
-        except ValueError:
-            raise ArtcamError(f"image size {item.strip()!r} is not N or HxW", "use e.g. --imgsz 256,480x640") from None
-        if min(hw) < 1:
-            raise ArtcamError(f"image size {item.strip()!r} must be positive")
-        out.append(hw)
-    if not out:
-        raise ArtcamError("no image sizes given", "use e.g. --imgsz 256,480x640")
-    return list(dict.fromkeys(out))
-
-
 def parse_ints(text: str, what: str) -> list[int]:
     try:
         out = [int(x) for x in text.split(",") if x.strip()]
@@ -170,15 +148,14 @@ def _checkpoint_source(path: Path) -> ModelSource:
         raise ModelError(f"{path} is a PyTorch checkpoint and torch is not installed",
                          "install the train extra, or benchmark its exported .onnx") from None
     from artcam.export.onnx_export import to_onnx_bytes
+    from artcam.export.trainers import TRAINERS, export_spec_for
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     kind = state.get("kind") if isinstance(state, dict) else None
-    modules = {"classify": "artcam.training.classify", "stylize": "artcam.training.stylize",
-               "generate": "artcam.training.generate"}
-    if kind not in modules:
+    if kind not in TRAINERS:
         raise ModelError(f"{path} is not an artcam training checkpoint (kind {kind!r})",
                          "pass a checkpoint written by `artcam train`, or an .onnx file")
-    spec = importlib.import_module(modules[kind]).export_spec(state)
+    spec = export_spec_for(state)
     data = to_onnx_bytes(spec["model"], spec["example_inputs"], spec["output_names"], spec.get("dynamic_axes"))
     meta: ModelMeta = spec["meta"]
     data = with_metadata(data, meta.to_props())

@@ -306,9 +306,10 @@ def make_processor(a):
 
 def main(argv: list[str]) -> int:
     from artcam.runtime.sinks import NullSink, open_sink
+    from artcam.runtime.sizes import parse_sizes
     from artcam.runtime.sources import open_source
 
-    from .model_bench import parse_choices, parse_sizes
+    from .model_bench import parse_choices
 
     a = build_parser().parse_args(argv)
     old = report.load(a.compare) if a.compare else None

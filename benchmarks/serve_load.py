@@ -25,6 +25,7 @@ import numpy as np
 
 from artcam.benchmarks.stats import summarize
 from artcam.runtime.cli import ArgParser
+from artcam.runtime.sizes import SPELLING, size_arg
 
 PCTS = (50.0, 90.0, 99.0)
 
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["stylizer_nano", "classifier_lite0"])
     p.add_argument("--clients", default="1,4,16", help="comma-separated client counts (default 1,4,16)")
     p.add_argument("--batching", default="on,off", help="on, off or both (default on,off)")
-    p.add_argument("--size", default="480x640", help="frame HxW (default 480x640)")
+    p.add_argument("--size", type=size_arg, default=(480, 640), metavar="HxW", help=f"frame size, {SPELLING}")
     p.add_argument("--duration-s", type=float, default=20.0, help="measured seconds per cell (default 20)")
     p.add_argument("--warmup-s", type=float, default=3.0)
     p.add_argument("--max-batch", type=int, default=16)
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     from artcam.benchmarks.envinfo import environment, one_line
     from artcam.runtime.loading import load_model
 
-    h, w = (int(v) for v in a.size.lower().split("x"))
+    h, w = a.size
     clients = [int(c) for c in a.clients.split(",") if c.strip()]
     modes = [m.strip() for m in a.batching.split(",") if m.strip()]
     tasks = {}

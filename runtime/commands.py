@@ -19,6 +19,7 @@ from .health import DEFAULT_STALL_S, MODEL, Health, HealthMonitor, HealthSink
 from .loading import ForeignFlags, load_model
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
 from .reconnect import Reconnecting, is_local_camera
+from .sizes import size_arg as _size
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
@@ -73,19 +74,6 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
 _positive_int = _int_at_least(1)
 _count = _int_at_least(0)
 _positive_float = _float_in(0.0, low_open=True)
-
-
-def _size(s: str) -> tuple[int, int]:
-    """``480x640`` (HxW) or ``224`` (square)."""
-    try:
-        parts = [int(x) for x in s.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 or 224") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1 or max(parts) > 16384:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a size like 480x640 (HxW) or 224 (1..16384 px)")
-    return parts[0], parts[1]
 
 
 def _seed(s: str) -> int:
@@ -275,10 +263,15 @@ def live_main(argv: list[str]) -> int:
         if viewer is not None:
             viewer.health = health  # GET /healthz
         with health.failing_as(MODEL):
-            if a.remote:  # the models run on the server (artcam.runtime.backends.remote)
-                from .backends.remote import remote_tasks
+            if a.remote:  # the models run on the server (artcam.runtime.remote_tasks)
+                from .remote_tasks import open_remote_tasks
 
-                stylizer, classifier = remote_tasks(a)
+                if a.size:  # the server stylizes frames at the size it gets them
+                    raise InputError("--size does not apply with --remote", "resize the source with --source-size")
+                stylizer, classifier = open_remote_tasks(
+                    a.remote, stylizer_model=a.style_model if a.style is not None else None, style=a.style,
+                    strength=a.strength, preserve_color=a.preserve_color, classifier_model=a.classify,
+                    top_k=a.top_k)
             else:
                 stylizer = make_stylizer(a) if a.style is not None else None
                 classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
@@ -474,7 +467,10 @@ def stylize_main(argv: list[str]) -> int:
     if stats.frames == 0:
         raise InputError(f"no readable frames in {a.source}; nothing written",
                          "check that it is a complete image or video that OpenCV can decode")
-    _print_stats(stats, a.json)
+    if stats.frames == 1 and not source.skipped and not a.json:  # one picture: the speed of one frame is no news
+        print(f"wrote {a.output}")
+    else:
+        _print_stats(stats, a.json)
     return 0
 
 

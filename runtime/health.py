@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable
 
 from . import sdnotify
-from .sinks import Sink
+from .sink_base import Sink
 
 OK, STARTING, STALLED, CAMERA, MODEL = "ok", "starting", "stalled", "camera", "model"
 DEFAULT_STALL_S = 5.0

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import sinks as _sinks
 from .errors import InputError
+from .percentiles import percentiles
 from .sinks import Sink
 from .sources import Source
 
@@ -55,13 +56,6 @@ class FrameRecord:
     @property
     def e2e_ms(self) -> float:
         return (self.t_output - self.t_capture) * 1e3
-
-
-def percentiles(values, ps=(50, 90, 99)) -> dict[str, float]:
-    if len(values) == 0:
-        return {f"p{p}": float("nan") for p in ps}
-    arr = np.asarray(values, np.float64)
-    return {f"p{p}": float(np.percentile(arr, p)) for p in ps}
 
 
 class Reservoir:

@@ -11,30 +11,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from .errors import SinkError
 from .fileio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, atomic_path, probe_writable, write_image
-
-# events a sink can return from write(): the pipeline acts on them
-NEXT_STYLE, PREV_STYLE, SNAPSHOT, PAUSE, QUIT = "next", "prev", "snapshot", "pause", "quit"
-
-
-class Sink:
-    description = "sink"
-
-    def write(self, frame: np.ndarray, info: dict[str, Any]) -> str | None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """The run finished: publish what was written."""
-
-    def abort(self) -> None:
-        """The run was interrupted or failed: publish nothing (the previous output stays as it was)."""
-        self.close()
+from .sink_base import NEXT_STYLE, PAUSE, PREV_STYLE, QUIT, SNAPSHOT, Sink, draw_hud  # noqa: F401 (sinks' API)
 
 
 def finish(sink: Sink, complete: bool) -> None:
@@ -54,30 +37,6 @@ class NullSink(Sink):
     def write(self, frame, info):
         self.frames += 1
         return None
-
-
-def draw_hud(frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-    """Overlay FPS, latency, style and top-k labels (in place, returns the frame)."""
-    lines = []
-    if info.get("fps"):
-        lines.append(f"{info['fps']:.1f} FPS  latency {info.get('latency_ms', 0):.0f} ms")
-    if info.get("style"):
-        lines.append(f"style: {info['style']}")
-    for pred in info.get("predictions", []):
-        top = ", ".join(f"{lab} {p:.0%}" for lab, p in zip(pred.labels, pred.probs))
-        lines.append(f"{pred.head}: {top}")
-    if info.get("paused"):
-        lines.append("paused (space)")
-    if not lines:
-        return frame
-    scale = max(0.4, min(frame.shape[1] / 1000, 1.0))
-    lh = int(22 * scale / 0.6)
-    box_h = lh * len(lines) + 8
-    roi = frame[:box_h, : min(frame.shape[1], int(560 * scale / 0.6))]
-    cv2.convertScaleAbs(roi, dst=roi, alpha=0.45)
-    for i, text in enumerate(lines):
-        cv2.putText(frame, text, (6, lh * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return frame
 
 
 def display_available() -> tuple[bool, str]:
@@ -241,7 +200,7 @@ def open_sink(spec: str | None, *, fps: float = 30.0, hud: bool = False, token: 
     if spec in ("null", "none"):
         return NullSink()
     if spec.startswith("http://"):
-        from .viewer import ViewerSink, parse_http_spec  # the viewer imports this module
+        from .viewer import ViewerSink, parse_http_spec
 
         host, port = parse_http_spec(spec)
         return ViewerSink(host, port, token=token, max_clients=max_clients, hud=hud)

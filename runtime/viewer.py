@@ -47,8 +47,8 @@ import numpy as np
 from . import access, control
 from .errors import ArtcamError, SinkError
 from .health import Health
-from .pipeline import percentiles
-from .sinks import PAUSE, Sink, draw_hud
+from .percentiles import percentiles
+from .sink_base import PAUSE, Sink, draw_hud
 
 PAGE = Path(__file__).parent / "static" / "viewer.html"
 LATENCY_WINDOW = 300  # frames in the live latency percentiles (10 s at 30 FPS)

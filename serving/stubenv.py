@@ -1,6 +1,6 @@
 """The environment of the Python backend stub that pytriton's bundled ``tritonserver`` starts.
 
-Two traps, both found on these machines (issue 37):
+Two traps, both met in practice:
 
 * **libpython.** The stub (``triton_python_backend_stub``) links ``libpython3.X.so``; the dynamic
   loader may pick the system's copy (``/lib/x86_64-linux-gnu``) while ``sys.path`` points at the

@@ -19,10 +19,8 @@ as an uninterrupted run. On shared CPUs set OMP_NUM_THREADS=1: oversubscribed th
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,183 +30,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from artcam.runtime.cli import ArgParser
-from artcam.runtime.fileio import atomic_write_text
+from artcam.runtime.fileio import atomic_write_text, data_root
 from artcam.training import datasets as D
-from artcam.training.common import (
-    Progress,
-    StopBetweenSteps,
-    TrainingError,
-    check_finite,
-    cleanup_distributed,
-    load_checkpoint,
-    pick_device,
-    provenance,
-    quiet_worker,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    setup_distributed,
+from artcam.training.classifier_nets import (  # noqa: F401 (the classifier's parts, importable from here)
+    ARCHS,
+    HEADS,
+    LiteClassifier,
+    PlainObjects,
+    backbone_trained,
+    build_model,
+    set_trainable,
+    split_logits,
+    train_mode,
 )
+from artcam.training.common import TrainingError, quiet_worker
 from artcam.training.efficientnet_lite import (
     LITE_ARCHS,
-    NUM_FEATURES,
     efficientnet_lite,
-    efficientnet_lite0,
     imagenet_labels,
     variant,
 )
-from artcam.training.seed_cnn import SeedCNN
+from artcam.training.skeleton import TRAIN_KEYS, Run, Task, main_for
 
-ARCHS = LITE_ARCHS + ("seed_cnn",)
-HEADS = ("pooled", "stats", "gram")
-
-
-def style_taps(arch: str = "efficientnet_lite0") -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(channel-statistics taps, Gram taps) of a Lite backbone, placed by stage so every variant reads the
-    same depths: stats at the first block of stages 2 and 4 and the end of stage 5, Grams at the ends of
-    stages 2, 4 and 5 (Lite0: blocks 3/8/14 and 4/10/14)."""
-    v = variant(arch)
-    s2, s4, s5 = v.stage_blocks(2), v.stage_blocks(4), v.stage_blocks(5)
-    return (s2[0], s4[0], s5[-1]), (s2[-1], s4[-1], s5[-1])
-
-
-def head_parts(head: str, arch: str = "efficientnet_lite0") -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Features a head reads besides the pooled 1280: per-channel mean/std ("stats") and Gram matrices."""
-    stats, gram = style_taps(arch)
-    return {"pooled": (), "stats": (("stats", stats),), "gram": (("stats", stats), ("gram", gram))}[head]
 DISTILL_T = 2.0
 
-
-# --- models -----------------------------------------------------------------------------------
-
-
-def channel_stats(f: torch.Tensor) -> list[torch.Tensor]:
-    """Per-channel mean and standard deviation over space: (N, C) each."""
-    f = f.float()
-    return [f.mean((2, 3)), (f.var((2, 3), unbiased=False) + 1e-5).sqrt()]
-
-
-def gram_features(f: torch.Tensor) -> torch.Tensor:
-    """Upper triangle of the spatially averaged Gram matrix, signed square root (bilinear pooling)."""
-    c = int(f.shape[1])  # static channel count
-    f = f.float().flatten(2)
-    g = torch.bmm(f, f.transpose(1, 2)) / f.shape[2]
-    rows, cols = np.triu_indices(c)  # numpy: a constant in the ONNX graph (aten::triu_indices has no export)
-    flat = g.flatten(1)[:, torch.from_numpy(rows * c + cols).to(f.device)]
-    # eps bounds the square root's gradient near 0 at 1/(2 sqrt(eps)) = 50, for fine-tuning through it
-    return torch.sign(flat) * torch.sqrt(flat.abs() + 1e-4)
-
-
-def head_dim(head: str, arch: str = "efficientnet_lite0") -> int:
-    dim = NUM_FEATURES
-    channels = variant(arch).tap_channels
-    for kind, taps in head_parts(head, arch):
-        for t in taps:
-            c = channels[t]
-            dim += 2 * c if kind == "stats" else c * (c + 1) // 2
-    return dim
-
-
-class LiteClassifier(nn.Module):
-    """EfficientNet-Lite0/1/2 + frozen ImageNet "objects" head + a new head; forward -> (objects, new)."""
-
-    def __init__(self, num_classes: int, head: str = "pooled", pretrained: bool = True, dropout: float = 0.2,
-                 arch: str = "efficientnet_lite0"):
-        super().__init__()
-        if head not in HEADS:
-            raise TrainingError(f"unknown head {head!r}", f"use one of {', '.join(HEADS)}")
-        if arch not in LITE_ARCHS:
-            raise TrainingError(f"unknown backbone {arch!r}", f"use one of {', '.join(LITE_ARCHS)}")
-        self.head_kind, self.arch = head, arch
-        self.backbone = efficientnet_lite(arch, pretrained=pretrained)
-        self.backbone._fc.requires_grad_(False)
-        dim = head_dim(head, arch)
-        # Statistics from different layers live on different scales: standardise before the linear layer.
-        self.norm = nn.BatchNorm1d(dim, affine=False) if head != "pooled" else nn.Identity()
-        self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(dim, num_classes)
-
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pooled backbone features for the objects head, features for the new head)."""
-        parts_spec = head_parts(self.head_kind, self.arch)
-        if not parts_spec:
-            pooled = self.backbone.forward_features(x)
-            return pooled, pooled
-        taps = self.backbone.features_at(x, {t for _, ts in parts_spec for t in ts} | {"head"})
-        pooled = taps["head"].mean((2, 3))
-        parts = [pooled.float()]
-        for kind, ts in parts_spec:
-            for t in ts:
-                parts += channel_stats(taps[t]) if kind == "stats" else [gram_features(taps[t])]
-        return pooled, torch.cat(parts, 1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled, feats = self.features(x)
-        return self.backbone._fc(pooled), self.fc(self.drop(self.norm(feats.float())))
-
-
-class PlainObjects(nn.Module):
-    """The pretrained ImageNet classifier alone (the interim shipped model)."""
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = efficientnet_lite0(pretrained=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-
-def build_model(config: dict[str, Any], pretrained: bool = True) -> nn.Module:
-    arch = config["arch"]
-    n = len(config["classes"])
-    if arch == "seed_cnn":
-        return SeedCNN(n, config["img_size"])
-    if arch in LITE_ARCHS:
-        return LiteClassifier(n, head=config.get("head", "pooled"), pretrained=pretrained,
-                              dropout=config.get("dropout", 0.2), arch=arch)
-    raise TrainingError(f"unknown --arch {arch!r}", f"use one of {', '.join(ARCHS)}")
-
-
-def split_logits(out) -> tuple[torch.Tensor | None, torch.Tensor]:
-    return out if isinstance(out, tuple) else (None, out)
-
-
-def set_trainable(model: nn.Module, freeze_backbone: bool, train_blocks: int) -> None:
-    """Which EfficientNet layers learn: none (frozen), the last ``train_blocks`` blocks + head conv, or all."""
-    if not isinstance(model, LiteClassifier):
-        return
-    bb = model.backbone
-    bb.requires_grad_(not freeze_backbone and train_blocks < 0)
-    if not freeze_backbone and 0 <= train_blocks:
-        n = len(bb._blocks)
-        for blk in bb._blocks[n - min(train_blocks, n):]:
-            blk.requires_grad_(True)
-        bb._conv_head.requires_grad_(True)
-        bb._bn1.requires_grad_(True)
-    bb._fc.requires_grad_(False)
-
-
-def backbone_trained(model: nn.Module) -> bool:
-    return isinstance(model, LiteClassifier) and any(p.requires_grad for p in model.backbone.parameters())
-
-
-def train_mode(model: nn.Module, fixed_norm: bool = False) -> None:
-    """train(), with every EfficientNet BatchNorm kept on its ImageNet running statistics.
-
-    Frozen statistics make training match inference at any batch size, and keep the distilled
-    objects logits comparable with the teacher's from the first step; BN scale/shift still learn.
-    ``fixed_norm`` also keeps the head's standardisation on its loaded statistics (a fitted head's):
-    per-batch statistics of thousands of Gram features from a few images are noise.
-    """
-    model.train()
-    if isinstance(model, LiteClassifier):
-        for m in model.backbone.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eval()
-        if fixed_norm:
-            model.norm.eval()
 
 
 # --- export -----------------------------------------------------------------------------------
@@ -239,6 +84,11 @@ def objects_only_spec() -> dict[str, Any]:
             "output_names": ["objects"], "dynamic_axes": {"image": {0: "N"}, "objects": {0: "N"}}}
 
 
+def export_spec_name(cfg: dict[str, Any]) -> str:
+    """The model's name in its file (and the export's file name): the recipe's, else ARCH_HEADNAME."""
+    return cfg.get("name") or f"{cfg['arch']}_{cfg['head_name']}"
+
+
 def export_spec(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """Checkpoint -> what ``export_model`` needs (the contract of ``artcam export``)."""
     from artcam.runtime.modelfile import LogitsOutput, ModelMeta
@@ -259,7 +109,7 @@ def export_spec(checkpoint: dict[str, Any]) -> dict[str, Any]:
     desc = f"{cfg['arch']} ({cfg.get('head', 'plain')} head) classifier: " + ", ".join(h.head for h in heads)
     if best.get("val_acc") is not None:
         desc += f"; {head} {best.get('split', 'val')} top-1 {best['val_acc']:.3f}"
-    meta = ModelMeta(task="classify", name=cfg.get("name") or f"{cfg['arch']}_{head}",
+    meta = ModelMeta(task="classify", name=export_spec_name(cfg),
                      image=_image_input(size, cfg.get("eval_crop", D.EVAL_CROP)), heads=tuple(heads),
                      description=desc, provenance=checkpoint.get("provenance", {}))
     return {"model": model, "meta": meta, "example_inputs": {"image": torch.rand(1, 3, size, size)},
@@ -303,14 +153,15 @@ def epoch_batches(n: int, seed: int, epoch: int, global_batch: int, steps: int, 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: D.ImageSplit, img_size: int, crop: float, num_classes: int,
-             device: torch.device, amp: bool, teacher: nn.Module | None = None, batch: int = 64) -> dict[str, Any]:
+             device: torch.device, amp: torch.dtype | None = None, teacher: nn.Module | None = None,
+             batch: int = 64) -> dict[str, Any]:
     model.eval()
     conf = np.zeros((num_classes, num_classes), np.int64)
     loss_sum, agree, n_seen = 0.0, 0, 0
     for s in range(0, len(split), batch):
         x = D.to_tensor_batch([D.eval_view(im, img_size, crop) for im in split.images[s : s + batch]]).to(device)
         y = torch.from_numpy(split.labels[s : s + batch]).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             objects, logits = split_logits(model(x))
             if teacher is not None:
                 agree += int((objects.argmax(1) == teacher(x).argmax(1)).sum())
@@ -358,80 +209,78 @@ def save_confusion_png(path: Path, confusion: list[list[int]], classes: tuple[st
 # --- training ---------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    ap = ArgParser(prog="artcam train classify", description="Train an image classifier.")
-    ap.add_argument("--data", required=True, help="image folder (DIR/<class>/*.jpg, or DIR/train + DIR/val), "
-                    "cifar10 or cifar10:PATH (.npz or cifar-10-batches-py folder)")
-    ap.add_argument("--arch", default="efficientnet_lite0", choices=ARCHS)
-    ap.add_argument("--head", default="pooled", choices=HEADS, help="EfficientNet-Lite head: pooled features; "
-                    "stats: + per-channel mean/std of 3 blocks; gram: + Gram matrices of 3 blocks (see style_taps)")
-    ap.add_argument("--img-size", type=int, default=None, help="default 224/240/260 (efficientnet_lite0/1/2), 32 (seed_cnn)")
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=32, help="global batch (split across DDP processes)")
-    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of new layers (AdamW)")
-    ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of all steps")
-    ap.add_argument("--freeze-backbone", action="store_true", help="train only the new head")
-    ap.add_argument("--train-blocks", type=int, default=-1,
-                    help="fine-tune only the last N blocks + head conv (-1: the whole backbone)")
-    ap.add_argument("--backbone-lr-scale", type=float, default=0.1,
-                    help="learning rate of fine-tuned backbone layers, as a fraction of --lr")
-    ap.add_argument("--init", default=None, metavar="CKPT",
-                    help="start from this checkpoint's weights (same arch, head and classes), e.g. a frozen-backbone "
-                    "head, with a fresh optimizer and schedule: fine-tuning from a fitted head keeps the random head's "
-                    "first gradients out of the backbone")
-    ap.add_argument("--distill", type=float, default=1.0,
-                    help="weight of the distillation loss keeping the objects head intact when the backbone learns")
-    ap.add_argument("--min-crop", type=float, default=None,
-                    help="smallest area fraction of a random resized crop (default 0.35 for folders, 0.6 for CIFAR); "
-                    "Gram/texture heads see a crop's zoom as a change of brushstroke scale")
-    ap.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA",
-                    help="MixUp with weights ~ Beta(ALPHA, ALPHA) (0: off); with --cutmix each batch picks one")
-    ap.add_argument("--cutmix", type=float, default=0.0, metavar="ALPHA", help="CutMix, box area ~ Beta(ALPHA, ALPHA)")
-    ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--val-split", type=float, default=0.15)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="runs/classify")
-    ap.add_argument("--name", default=None, help="model name in the exported file")
-    ap.add_argument("--resume", default=None, metavar="CKPT")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA; also allowed on CPU)")
-    ap.add_argument("--label-smoothing", type=float, default=0.1)
-    ap.add_argument("--workers", type=int, default=0)
-    ap.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many steps")
-    ap.add_argument("--ckpt-every-steps", type=int, default=0, metavar="N",
-                    help="also write the resumable last.pt every N steps, mid-epoch (0: off)")
-    ap.add_argument("--ckpt-every-minutes", type=float, default=10.0, metavar="M",
-                    help="also write the resumable last.pt every M minutes, mid-epoch (0: off), so a killed run "
-                         "loses at most M minutes")
-    ap.add_argument("--no-export", action="store_true", help="do not write OUT/<name>.onnx from best.pt")
-    ap.add_argument("--quiet", action="store_true")
-    return ap.parse_args(argv)
+SCHEMA: dict[str, Any] = {
+    "name": "",  # model name in the exported file (default ARCH_HEADNAME)
+    "model": {"arch": "efficientnet_lite0",  # or efficientnet_lite1/2, seed_cnn
+              "head": "pooled",  # pooled features; stats: + mean/std of 3 blocks; gram: + Gram matrices (style_taps)
+              "img_size": 0,  # 0: the backbone's own (224/240/260), 32 for seed_cnn
+              "dropout": 0.2},
+    "data": {"root": "",  # DIR/<class>/*.jpg, DIR/train + DIR/val, cifar10 or cifar10:PATH
+             "folders": [],  # class-folder trees under root, joined (each split on its own); empty: root itself
+             "val_split": 0.15,
+             "min_crop": 0.0,  # smallest area of a random resized crop (0: 0.35 for folders, 0.6 for CIFAR)
+             "workers": 0},
+    "train": {
+        **TRAIN_KEYS, "ckpt_minutes": 10.0, "log_every": 0,  # 0: four lines an epoch
+        "epochs": 10, "batch_size": 32,  # the global batch (split across DDP processes)
+        "lr": 1e-3, "weight_decay": 0.05, "warmup": 0.05,  # AdamW; peak lr of new layers, warm-up fraction
+        "freeze_backbone": False,  # train only the new head
+        "train_blocks": -1,  # fine-tune the last N blocks + head conv (-1: the whole backbone)
+        "backbone_lr_scale": 0.1,  # lr of fine-tuned backbone layers, as a fraction of lr
+        "distill": 1.0,  # weight of the distillation keeping the objects head when the backbone learns
+        "label_smoothing": 0.1,
+        "mixup": 0.0, "cutmix": 0.0,  # Beta(alpha, alpha) of MixUp / CutMix (0: off); with both each batch picks one
+        "solver": "adamw",  # or "lbfgs": a linear head fitted on the frozen backbone's features in one step ([fit])
+    },
+    "fit": {"l2": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2],  # L2 strengths, chosen on a split of the training images
+            "iters": 150, "flip": True},  # L-BFGS iterations; also fit on horizontally flipped views
+}
+SOLVERS = ("adamw", "lbfgs")
+
+LEGACY_FLAGS = {
+    "--arch": "model.arch", "--head": "model.head", "--img-size": "model.img_size", "--dropout": "model.dropout",
+    "--name": "name", "--val-split": "data.val_split", "--min-crop": "data.min_crop", "--workers": "data.workers",
+    "--epochs": "train.epochs", "--batch-size": "train.batch_size", "--lr": "train.lr",
+    "--weight-decay": "train.weight_decay", "--warmup": "train.warmup", "--freeze-backbone": "train.freeze_backbone=true",
+    "--train-blocks": "train.train_blocks", "--backbone-lr-scale": "train.backbone_lr_scale",
+    "--distill": "train.distill", "--mixup": "train.mixup", "--cutmix": "train.cutmix", "--seed": "train.seed",
+    "--device": "train.device", "--amp": "train.amp=true", "--label-smoothing": "train.label_smoothing",
+    "--max-steps": "train.max_steps", "--ckpt-every-steps": "train.ckpt_every",
+    "--ckpt-every-minutes": "train.ckpt_minutes",
+}
 
 
-def make_config(args: argparse.Namespace, data: D.ClassificationData) -> dict[str, Any]:
+
+def data_spec(data: dict[str, Any]) -> str:
+    """What ``datasets.load_data`` reads: the root, or its listed folders joined by commas."""
+    root = data["root"] or str(data_root())
+    return ",".join(str(Path(root) / f) for f in data["folders"]) if data["folders"] else root
+
+
+def make_config(r: dict[str, Any], data: D.ClassificationData) -> dict[str, Any]:
+    m, tr = r["model"], r["train"]
     head_name = "style" if not data.source.startswith("cifar10") else "cifar10"
     return {
-        "arch": args.arch, "classes": list(data.classes), "img_size": args.img_size,
-        "head": args.head if args.arch in LITE_ARCHS else None, "head_name": head_name,
-        "dropout": args.dropout, "eval_crop": data.eval_crop, "name": args.name,
-        "freeze_backbone": args.freeze_backbone, "train_blocks": args.train_blocks,
+        "arch": m["arch"], "classes": list(data.classes), "img_size": m["img_size"],
+        "head": m["head"] if m["arch"] in LITE_ARCHS else None, "head_name": head_name,
+        "dropout": m["dropout"], "eval_crop": data.eval_crop, "name": r["name"] or None,
+        "freeze_backbone": tr["freeze_backbone"], "train_blocks": tr["train_blocks"],
     }
 
 
-def _optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, tr: dict[str, Any]) -> torch.optim.Optimizer:
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         is_bb = isinstance(model, LiteClassifier) and name.startswith("backbone.")
         groups.setdefault((is_bb, p.ndim <= 1), []).append(p)
-    params = [{"params": ps, "lr": args.lr * (args.backbone_lr_scale if bb else 1.0),
-               "weight_decay": 0.0 if no_wd else args.weight_decay}
+    params = [{"params": ps, "lr": tr["lr"] * (tr["backbone_lr_scale"] if bb else 1.0),
+               "weight_decay": 0.0 if no_wd else tr["weight_decay"]}
               for (bb, no_wd), ps in sorted(groups.items())]
     if not params:
         raise TrainingError("nothing to train: every parameter is frozen")
-    return torch.optim.AdamW(params, lr=args.lr)
+    return torch.optim.AdamW(params, lr=tr["lr"])
 
 
 def _schedule(opt: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -473,209 +322,234 @@ def _distill_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
                     reduction="batchmean", log_target=True) * t * t
 
 
-def _all_finite(loss: torch.Tensor, world: int) -> torch.Tensor:
-    """The loss every rank checks: the sum over ranks, so all stop together on NaN."""
-    if world == 1:
-        return loss.detach()
-    import torch.distributed as dist
+class ClassifyTask(Task):
+    kind = "classify"
+    schema = SCHEMA
+    description = "Train an image classifier (an art-style head beside ImageNet's objects head, or a seed CNN)."
+    legacy_flags = LEGACY_FLAGS
+    export_from = "best.pt"
 
-    t = loss.detach().clone()
-    dist.all_reduce(t)
-    return t
-
-
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    try:
-        code = train(args, argv)
-    except BaseException:
-        cleanup_distributed(finished=False)
-        raise
-    cleanup_distributed()
-    return code
-
-
-def train(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.img_size is None:
-        args.img_size = variant(args.arch).input_size if args.arch in LITE_ARCHS else 32
-    device = pick_device(args.device)
-    rank, world, device = setup_distributed(device)
-    main_proc = rank == 0
-    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if main_proc and not args.quiet else (lambda *a: None)
-    if args.batch_size % world:
-        raise TrainingError(f"--batch-size {args.batch_size} is not divisible by {world} processes")
-    if args.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TrainingError("--amp uses bfloat16, which this GPU does not support", "drop --amp")
-    out = Path(args.out)
-    resume = load_checkpoint(args.resume, "classify", args.arch) if args.resume else None
-
-    t0 = time.perf_counter()
-    data = D.load_data(args.data, args.img_size, args.val_split, args.seed)
-    log(f"data: {len(data.classes)} classes, {len(data.train)} train / {len(data.val)} {data.val_name} images "
-        f"({time.perf_counter() - t0:.1f} s to decode)")
-    if data.skipped:
-        log(f"skipped {len(data.skipped)} unreadable image(s): " + "; ".join(data.skipped[:3])
-            + (" ..." if len(data.skipped) > 3 else ""))
-
-    config = make_config(args, data)
-    if resume is not None:
-        old = resume["config"]
-        for key in ("classes", "img_size", "head"):
-            if old.get(key) != config.get(key):
-                raise TrainingError(f"--resume checkpoint has {key}={old.get(key)!r}, this run {config.get(key)!r}",
-                                    "resume with the same --data/--img-size/--head, or start afresh")
-        config = old
-
-    seed_everything(args.seed)
-    model = build_model(config, pretrained=resume is None)
-    set_trainable(model, config["freeze_backbone"], config["train_blocks"])
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-    elif args.init:
-        init = load_checkpoint(args.init, "classify", args.arch)
-        for key in ("classes", "head"):
-            if init["config"].get(key) != config.get(key):
-                raise TrainingError(f"--init checkpoint has {key}={init['config'].get(key)!r}, this run {config.get(key)!r}",
-                                    "initialise from a checkpoint of the same --data and --head")
-        model.load_state_dict(init["model"])
-        config["fixed_norm"] = True  # keep the fitted head's standardisation (see train_mode)
-        log(f"initialised from {args.init} (its val top-1 {init.get('best', {}).get('val_acc', float('nan')):.4f})")
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    teacher = None
-    if backbone_trained(model) and args.distill > 0:
-        teacher = efficientnet_lite(args.arch, pretrained=True).to(device).eval().requires_grad_(False)
-    opt = _optimizer(model, args)
-    steps_per_epoch = max(1, len(data.train) // args.batch_size)
-    total = steps_per_epoch * args.epochs
-    sched = _schedule(opt, total, max(1, int(args.warmup * total)))
-    step, best, history = 0, {"val_acc": -1.0}, []
-    if resume is not None:
-        if resume.get("steps_per_epoch") != steps_per_epoch or resume.get("total_steps") != total:
-            raise TrainingError("--resume checkpoint was made with another --batch-size/--epochs or data size",
+    def build(self, run: Run) -> None:
+        r, tr, m = self.recipe, self.recipe["train"], self.recipe["model"]
+        arch = m["arch"]
+        if not m["img_size"]:
+            m["img_size"] = variant(arch).input_size if arch in LITE_ARCHS else 32
+        size = m["img_size"]
+        if tr["batch_size"] % run.world:
+            raise TrainingError(f"train.batch_size {tr['batch_size']} is not divisible by {run.world} processes")
+        resume, init = run.resume, run.init
+        for what, ck in (("--resume", resume), ("--init", init)):
+            if ck is not None and ck.get("arch") != arch:
+                raise TrainingError(f"{what} checkpoint was trained with model.arch={ck.get('arch')}, not {arch}",
+                                    f"pass model.arch={ck.get('arch')} or start afresh")
+        t0 = time.perf_counter()
+        self.data = data = D.load_data(data_spec(r["data"]), size, r["data"]["val_split"], tr["seed"])
+        run.log(f"data: {len(data.classes)} classes, {len(data.train)} train / {len(data.val)} {data.val_name} images "
+                f"({time.perf_counter() - t0:.1f} s to decode)")
+        if data.skipped:
+            run.log(f"skipped {len(data.skipped)} unreadable image(s): " + "; ".join(data.skipped[:3])
+                    + (" ..." if len(data.skipped) > 3 else ""))
+        config = make_config(r, data)
+        if resume is not None:
+            old = resume["config"]
+            for key in ("classes", "img_size", "head"):
+                if old.get(key) != config.get(key):
+                    raise TrainingError(f"--resume checkpoint has {key}={old.get(key)!r}, this run {config.get(key)!r}",
+                                        "resume with the same data, model.img_size and model.head, or start afresh")
+            config = old
+        self.config = config
+        self.model = model = build_model(config, pretrained=resume is None)
+        set_trainable(model, config["freeze_backbone"], config["train_blocks"])
+        if init is not None:
+            for key in ("classes", "head"):
+                if init["config"].get(key) != config.get(key):
+                    raise TrainingError(f"--init checkpoint has {key}={init['config'].get(key)!r}, this run "
+                                        f"{config.get(key)!r}", "initialise from a checkpoint of the same data and head")
+            model.load_state_dict(init["model"])
+            config["fixed_norm"] = True  # keep the fitted head's standardisation (see train_mode)
+            run.log(f"initialised from {run.args.init} (its val top-1 "
+                    f"{init.get('best', {}).get('val_acc', float('nan')):.4f})")
+        model.to(run.device)
+        if run.device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        self.teacher = None
+        if backbone_trained(model) and tr["distill"] > 0:
+            self.teacher = efficientnet_lite(arch, pretrained=True).to(run.device).eval().requires_grad_(False)
+        self.opt = _optimizer(model, tr)
+        self.steps_per_epoch = spe = max(1, len(data.train) // tr["batch_size"])
+        self.total = spe * tr["epochs"]
+        if tr["solver"] not in SOLVERS:
+            raise TrainingError(f"unknown train.solver {tr['solver']!r}", f"use one of {', '.join(SOLVERS)}")
+        if tr["solver"] == "lbfgs":
+            self.features = head_features(run, data, config)
+            self.steps_per_epoch = spe = self.total = 1
+            tr["epochs"] = 1
+        if not tr["log_every"]:
+            tr["log_every"] = max(1, spe // 4)
+        self.sched = _schedule(self.opt, self.total, max(1, int(tr["warmup"] * self.total)))
+        self.best, self.history = {"val_acc": -1.0}, []
+        if resume is not None and (resume.get("steps_per_epoch") != spe or resume.get("total_steps") != self.total):
+            raise TrainingError("--resume checkpoint was made with another batch size, epochs or data size",
                                 f"it had {resume.get('steps_per_epoch')} steps/epoch x {resume.get('epochs')} epochs")
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        step, best, history = resume["step"], resume["best"], resume["history"]
-        set_rng_state(resume["rng"])
-        log(f"resumed from {args.resume} at step {step}")
-    if world > 1:
-        torch.manual_seed(args.seed * 1000 + rank)  # distinct dropout per rank
-    ddp = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        if data_min := r["data"]["min_crop"]:
+            if not 0.0 < data_min <= 1.0:
+                raise TrainingError(f"data.min_crop {data_min} is not in (0, 1]")
+            data.min_crop = data_min
+        if tr["mixup"] < 0 or tr["cutmix"] < 0:
+            raise TrainingError("train.mixup/train.cutmix take a Beta distribution's alpha > 0 (0 turns them off)")
+        self.views = _Views(data.train, size, data.min_crop)
+        self.ddp = run.wrap(model)
+        self.images_per_step = tr["batch_size"] // run.world
+        self.batches = None
+        self.run = run
 
-        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    def total_steps(self) -> int:
+        return self.total
 
-    if args.min_crop is not None:
-        if not 0.0 < args.min_crop <= 1.0:
-            raise TrainingError(f"--min-crop {args.min_crop} is not in (0, 1]")
-        data.min_crop = args.min_crop
-    if args.mixup < 0 or args.cutmix < 0:
-        raise TrainingError("--mixup/--cutmix take a Beta distribution's alpha > 0 (0 turns them off)")
-    views = _Views(data.train, args.img_size, data.min_crop)
-    prog = Progress(total, desc=f"classify {args.arch}", every=max(1, steps_per_epoch // 4), enabled=main_proc and not args.quiet)
-    prov = provenance(["classify"] + list(argv), data.source, train_images=len(data.train),
-                      val_images=len(data.val), val_split=args.val_split if data.val_name == "val" else None,
-                      seed=args.seed)
-    if args.init and resume is None:
-        prov["init_from"] = dict(init.get("provenance", {}), val_top1=init.get("best", {}).get("val_acc"))
-    elif resume is not None and resume.get("provenance", {}).get("init_from"):
-        prov["init_from"] = resume["provenance"]["init_from"]
-    last_good = str(out / "last.pt") if (out / "last.pt").exists() else None
+    def data_description(self) -> str:
+        return self.data.source
 
-    def checkpoint(path: Path) -> Path:
-        return save_checkpoint(path, {
-            "kind": "classify", "arch": config["arch"], "config": config, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-            "epoch": step // steps_per_epoch, "epochs": args.epochs, "steps_per_epoch": steps_per_epoch,
-            "total_steps": total, "rng": rng_state(), "best": best, "history": history,
-            "data_fingerprint": D.fingerprint(data), "provenance": prov, "args": vars(args),
-        })
+    def provenance_extra(self) -> dict[str, Any]:
+        d, r = self.data, self.recipe
+        return {"train_images": len(d.train), "val_images": len(d.val),
+                "val_split": r["data"]["val_split"] if d.val_name == "val" else None, "seed": r["train"]["seed"]}
 
-    stopped = False
-    last_save = time.perf_counter()
-    with StopBetweenSteps(enabled=world == 1) as stop:
-        while step < total and not stopped:
-            epoch, first = divmod(step, steps_per_epoch)
-            train_mode(model, fixed_norm=config.get("fixed_norm", False))
-            loader = torch.utils.data.DataLoader(
-                views, batch_sampler=list(epoch_batches(len(data.train), args.seed, epoch, args.batch_size,
-                                                        steps_per_epoch, first, rank, world)),
-                num_workers=args.workers, collate_fn=_collate, worker_init_fn=quiet_worker)
-            seen = correct = 0
-            loss_sum = 0.0
-            for x, y in loader:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                x, y, y_other, lam = mix_batch(x, y, args.mixup, args.cutmix, (args.seed, step, rank))
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                    objects, logits = split_logits(ddp(x))
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
-                    if lam < 1.0:
-                        loss = lam * loss + (1.0 - lam) * F.cross_entropy(logits.float(), y_other,
-                                                                          label_smoothing=args.label_smoothing)
-                    if teacher is not None:
-                        with torch.no_grad():
-                            target = teacher(x)
-                        loss = loss + args.distill * _distill_loss(objects, target)
-                check_finite(_all_finite(loss, world), step, last_good)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
-                seen += len(y)
-                correct += int((logits.argmax(1) == (y if lam >= 0.5 else y_other)).sum())  # the larger part's label
-                loss_val = float(loss.detach())
-                loss_sum += loss_val * len(y)
-                prog.update(step, len(y) * world, loss=loss_val, acc=correct / seen, lr=sched.get_last_lr()[-1])
-                if args.max_steps is not None and step >= args.max_steps:
-                    stopped = True
-                    break
-                due = (args.ckpt_every_steps and step % args.ckpt_every_steps == 0) or \
-                    (args.ckpt_every_minutes and time.perf_counter() - last_save > args.ckpt_every_minutes * 60)
-                if main_proc and due and step % steps_per_epoch:  # epoch ends write their own
-                    checkpoint(out / "last.pt")
-                    last_good, last_save = str(out / "last.pt"), time.perf_counter()
-                stop.check(step, lambda: checkpoint(out / "last.pt"))
-            if main_proc:
-                if stopped and step % steps_per_epoch:
-                    checkpoint(out / "last.pt")
-                    log(f"stopped at step {step} (--max-steps); resume with --resume {out / 'last.pt'}")
-                    break
-                ev = evaluate(model, data.val, args.img_size, data.eval_crop, len(data.classes), device, args.amp, teacher)
-                rate = prog.images / max(time.perf_counter() - prog.t0, 1e-9)
-                rec = {"epoch": step // steps_per_epoch, "step": step, "train_loss": loss_sum / max(seen, 1),
-                       "train_acc": correct / max(seen, 1), "val_acc": ev["acc"], "val_loss": ev["loss"],
-                       "img_per_s": rate}
-                if "objects_agreement" in ev:
-                    rec["objects_agreement"] = ev["objects_agreement"]
-                history.append(rec)
-                log(f"epoch {rec['epoch']}/{args.epochs}: train loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f} | "
-                    f"{data.val_name} acc {ev['acc']:.4f} loss {ev['loss']:.4f}"
-                    + (f" | objects agree {ev['objects_agreement']:.3f}" if "objects_agreement" in ev else "")
-                    + f" | {rate:.1f} img/s")
-                if ev["acc"] > best["val_acc"]:
-                    best = {**rec, "split": data.val_name, "confusion": ev["confusion"]}
-                    checkpoint(out / "best.pt")
-                checkpoint(out / "last.pt")
-                last_good = str(out / "last.pt")
-                _write_metrics(out, config, data, history, best, prov)
-            if world > 1:
-                import torch.distributed as dist
+    def init_extra(self, init: dict[str, Any]) -> dict[str, Any]:
+        return {"val_top1": init.get("best", {}).get("val_acc")}
 
-                dist.barrier()
-    prog.close()
-    if main_proc and history and not stopped:
-        save_confusion_png(out / "confusion.png", best["confusion"], data.classes,
-                           f"{config['arch']} {config['head_name']}: {data.val_name} top-1 {best['val_acc']:.3f} "
-                           f"(epoch {best['epoch']})")
-        if not args.no_export:
-            _export(out, config)
-    return 0
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.best, self.history = ckpt["best"], ckpt["history"]
+
+    def state(self) -> dict[str, Any]:
+        step, tr = self.run.step, self.recipe["train"]
+        return {"arch": self.config["arch"], "config": self.config, "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "epoch": step // self.steps_per_epoch, "epochs": tr["epochs"], "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total, "best": self.best, "history": self.history,
+                "data_fingerprint": D.fingerprint(self.data)}
+
+    def step(self, run: Run) -> dict[str, float]:
+        tr, dev = self.recipe["train"], run.device
+        if tr["solver"] == "lbfgs":
+            return self.fit_head(run)
+        if self.batches is None:  # a new epoch (or the rest of one, after --resume)
+            epoch, first = divmod(run.step, self.steps_per_epoch)
+            train_mode(self.model, fixed_norm=self.config.get("fixed_norm", False))
+            self.batches = iter(torch.utils.data.DataLoader(
+                self.views, batch_sampler=list(epoch_batches(len(self.data.train), tr["seed"], epoch, tr["batch_size"],
+                                                             self.steps_per_epoch, first, run.rank, run.world)),
+                num_workers=self.recipe["data"]["workers"], collate_fn=_collate, worker_init_fn=quiet_worker))
+            self.seen = self.correct = 0
+            self.loss_sum = 0.0
+        x, y = next(self.batches)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        x, y, y_other, lam = mix_batch(x, y, tr["mixup"], tr["cutmix"], (tr["seed"], run.step, run.rank))
+        smooth = tr["label_smoothing"]
+        with run.autocast():
+            objects, logits = split_logits(self.ddp(x))
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=smooth)
+            if lam < 1.0:
+                loss = lam * loss + (1.0 - lam) * F.cross_entropy(logits.float(), y_other, label_smoothing=smooth)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target = self.teacher(x)
+                loss = loss + tr["distill"] * _distill_loss(objects, target)
+        run.check_finite(loss, run.step)
+        run.optimize(loss, self.opt)
+        self.sched.step()
+        self.seen += len(y)
+        self.correct += int((logits.argmax(1) == (y if lam >= 0.5 else y_other)).sum())  # the larger part's label
+        loss_val = float(loss.detach())
+        self.loss_sum += loss_val * len(y)
+        return {"loss": loss_val, "acc": self.correct / self.seen, "lr": self.sched.get_last_lr()[-1]}
+
+    def fit_head(self, run: Run) -> dict[str, float]:
+        """The whole of an lbfgs run: a standardised multinomial logistic head on the cached features."""
+        from artcam.training import linear_head as mc
+
+        fit = self.recipe["fit"]
+        result = mc.fit_head(self.features, self.config["head"], tuple(fit["l2"]), fit["iters"], log=run.log)
+        ck = mc.head_checkpoint(result, self.data.classes, self.data.source, arch=self.config["arch"])
+        self.model.load_state_dict(ck["model"])
+        run.provenance["method"] = ck["provenance"]["method"]
+        self.seen, self.correct, self.loss_sum = 1, 0, 0.0
+        return {"val_acc": result["val_acc"]}
+
+    def after_step(self, run: Run) -> None:
+        if run.step % self.steps_per_epoch:
+            return
+        self.batches = None  # the epoch's end: evaluate, keep the best, write last.pt
+        if run.main:
+            self.end_epoch(run)
+        if run.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def end_epoch(self, run: Run) -> None:
+        data, step, spe = self.data, run.step, self.steps_per_epoch
+        ev = evaluate(self.model, data.val, self.config["img_size"], data.eval_crop, len(data.classes), run.device,
+                      run.amp, self.teacher)
+        rec = {"epoch": step // spe, "step": step, "train_loss": self.loss_sum / max(self.seen, 1),
+               "train_acc": self.correct / max(self.seen, 1), "val_acc": ev["acc"], "val_loss": ev["loss"],
+               "img_per_s": run.progress.rate()}
+        if "objects_agreement" in ev:
+            rec["objects_agreement"] = ev["objects_agreement"]
+        self.history.append(rec)
+        run.log(f"epoch {rec['epoch']}/{self.recipe['train']['epochs']}: train loss {rec['train_loss']:.4f} acc "
+                f"{rec['train_acc']:.3f} | {data.val_name} acc {ev['acc']:.4f} loss {ev['loss']:.4f}"
+                + (f" | objects agree {ev['objects_agreement']:.3f}" if "objects_agreement" in ev else "")
+                + f" | {rec['img_per_s']:.1f} img/s")
+        if ev["acc"] > self.best["val_acc"]:
+            self.best = {**rec, "split": data.val_name, "confusion": ev["confusion"]}
+            run.save(run.out / "best.pt")
+        run.save()
+        _write_metrics(run.out, self.config, data, self.history, self.best, run.provenance)
+
+    def finish(self, run: Run) -> None:
+        best, config = self.best, self.config
+        if run.main and self.history:
+            save_confusion_png(run.out / "confusion.png", best["confusion"], self.data.classes,
+                               f"{config['arch']} {config['head_name']}: {self.data.val_name} top-1 "
+                               f"{best['val_acc']:.3f} (epoch {best['epoch']})")
+        self.onnx_name = f"{export_spec_name(config)}.onnx"
+
+    def export_checkpoint(self, ckpt: dict[str, Any], path: Path):
+        from artcam.export.onnx_export import export_model
+
+        spec = export_spec(ckpt)
+        return export_model(spec["model"], spec["example_inputs"], spec["output_names"], spec["meta"], path,
+                            dynamic_axes=spec["dynamic_axes"])
+
+
+def head_features(run: Run, data: D.ClassificationData, config: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Frozen-backbone features of the training views (and their mirror images) and the val views: the
+    input of an lbfgs fit (``make_classifier.fit_head``)."""
+    from artcam.training.linear_head import compute_features
+
+    if config["arch"] not in LITE_ARCHS or not config["freeze_backbone"] or config["head"] is None:
+        raise TrainingError("train.solver=\"lbfgs\" fits a head on a frozen EfficientNet-Lite backbone",
+                            "set train.freeze_backbone=true and an efficientnet_lite model.arch")
+    f: dict[str, np.ndarray] = {"classes": np.array(data.classes), "train_y": data.train.labels,
+                                "val_y": data.val.labels}
+    views = [("val", data.val, False), ("train", data.train, False)]
+    if run.task.recipe["fit"]["flip"]:
+        views.append(("trainflip", data.train, True))
+    for name, split, flip in views:
+        run.log(f"{name} features:")
+        for k, v in compute_features(split.images, data.eval_crop, flip, log=run.log, arch=config["arch"],
+                                     size=config["img_size"]).items():
+            f[f"{name}_{k}"] = v
+    return f
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_for(ClassifyTask, argv, "artcam train classify --recipe classifier_lite0 --data DIR")
 
 
 def _write_metrics(out: Path, config: dict, data: D.ClassificationData, history: list, best: dict, prov: dict) -> None:
@@ -683,16 +557,6 @@ def _write_metrics(out: Path, config: dict, data: D.ClassificationData, history:
            "val_images": len(data.val), "skipped": data.skipped, "history": history, "best": best,
            "provenance": prov}
     atomic_write_text(out / "metrics.json", json.dumps(doc, indent=1))
-
-
-def _export(out: Path, config: dict) -> None:
-    from artcam.export.onnx_export import export_model
-
-    spec = export_spec(load_checkpoint(out / "best.pt", "classify", config["arch"]))
-    path = out / f"{spec['meta'].name}.onnx"
-    report = export_model(spec["model"], spec["example_inputs"], spec["output_names"], spec["meta"], path,
-                          dynamic_axes=spec["dynamic_axes"])
-    print(f"exported {path}\n" + "\n".join(report.lines()), file=sys.stderr)
 
 
 if __name__ == "__main__":

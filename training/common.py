@@ -211,11 +211,15 @@ class Progress:
             except ImportError:
                 pass
 
+    def rate(self) -> float:
+        """Images per second since the start."""
+        return self.images / max(time.perf_counter() - self.t0, 1e-9)
+
     def update(self, step: int, images: int, **metrics: float) -> None:
         self.images += images
         if not self.enabled:
             return
-        rate = self.images / max(time.perf_counter() - self.t0, 1e-9)
+        rate = self.rate()
         text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()) + f" img/s={rate:.1f}"
         if self.bar is not None:
             self.bar.update(1)

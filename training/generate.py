@@ -8,10 +8,8 @@ letterbox-trimmed, centre-cropped and resized once, then kept in memory as uint8
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -20,9 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import InputError
-from artcam.runtime.fileio import atomic_write_text, read_image, write_image
+from artcam.runtime.fileio import atomic_write_text, data_root, read_image, write_image
 from artcam.training import common
 from artcam.training.common import TrainingError
 from artcam.training.diffaug import diff_augment, parse_policy
@@ -35,6 +32,7 @@ from artcam.training.gan_nets import (
     ema_update,
     recalibrate_bn,
 )
+from artcam.training.skeleton import TRAIN_KEYS, Run, Task, main_for
 
 KIND = "generate"
 # Fewer paintings than this and D memorises the set within a few hundred steps even with DiffAugment
@@ -246,130 +244,132 @@ def export_checkpoint(checkpoint: dict, path: str | Path, atol: float = 1e-4):
 # --- training ----------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = ArgParser(prog="artcam train generate", description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="folder of paintings (sub-folders = classes with --conditional)")
-    p.add_argument("--size", type=int, default=64, choices=(64, 128))
-    p.add_argument("--conditional", action="store_true", help="condition G and D on the sub-folder names")
-    p.add_argument("--steps", type=int, default=5000, help="total G steps (a resumed run continues to this)")
-    p.add_argument("--batch-size", type=int, default=32, help="per process")
-    p.add_argument("--lr-g", type=float, default=2e-4)
-    p.add_argument("--lr-d", type=float, default=2e-4)
-    p.add_argument("--latent", type=int, default=128)
-    p.add_argument("--g-base", type=int, default=64, help="G channels at full resolution (x2 per halving, cap x8)")
-    p.add_argument("--d-base", type=int, default=64)
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of G's weights (warmed up over early steps)")
-    p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment policy, or 'none'")
-    p.add_argument("--out", default="runs/generate")
-    p.add_argument("--name", default="", help="model name in the exported metadata (default generator_art<size>)")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from (e.g. OUT/last.pt)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true", help="mixed precision: bf16 autocast (fp16 + grad scaling on GPUs without bf16)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sample-every", type=int, default=250)
-    p.add_argument("--eval-every", type=int, default=500, help="Frechet distance every N steps (0 = only at the ends)")
-    p.add_argument("--eval-samples", type=int, default=1000, help="generated images per Frechet evaluation")
-    p.add_argument("--eval-real", type=int, default=2000, help="real images for the Frechet reference (0 = all)")
-    p.add_argument("--ckpt-every", type=int, default=200)
-    p.add_argument("--no-eval", action="store_true", help="skip Frechet evaluation (tests, quick runs)")
-    p.add_argument("--no-export", action="store_true", help="do not write OUT/generator.onnx at the end")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    p.add_argument("--max-minutes", type=float, default=0.0,
-                   help="stop training after this much wall time (then evaluate, save and export as at --steps)")
-    a = p.parse_args(list(argv))
-    for name in ("steps", "batch_size", "latent", "g_base", "d_base", "sample_every", "ckpt_every"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be positive")
-    if not 0.0 <= a.ema < 1.0:
-        p.error("--ema must be in [0, 1)")
+SCHEMA: dict = {
+    "name": "",  # model name in the exported metadata (default generator_art<size>)
+    "net": {"size": 64, "conditional": False, "latent": 128,
+            "g_base": 64, "d_base": 64},  # channels at full resolution (x2 per halving, cap x8)
+    "data": {"root": "", "folder": ""},  # paintings: root/folder (sub-folders = classes when conditional)
+    "train": {
+        **TRAIN_KEYS, "steps": 5000, "batch_size": 32, "lr_g": 2e-4, "lr_d": 2e-4,
+        "ema": 0.999,  # EMA decay of G's weights (warmed up over early steps)
+        "diffaug": "color,translation,cutout",  # DiffAugment policy, or "none"
+        "threads": 0,  # torch CPU threads (0: torch's default)
+        "sample_every": 250, "ckpt_every": 200, "log_every": 50,
+    },
+    "eval": {"enabled": True, "every": 500,  # Frechet distance every N steps (0: only at the ends)
+             "samples": 1000, "real": 2000},  # generated / real images per evaluation (0 real: all)
+}
+
+LEGACY_FLAGS = {
+    "--size": "net.size", "--conditional": "net.conditional=true", "--latent": "net.latent",
+    "--g-base": "net.g_base", "--d-base": "net.d_base", "--name": "name", "--steps": "train.steps",
+    "--batch-size": "train.batch_size", "--lr-g": "train.lr_g", "--lr-d": "train.lr_d", "--ema": "train.ema",
+    "--diffaug": "train.diffaug", "--device": "train.device", "--amp": "train.amp=true", "--seed": "train.seed",
+    "--sample-every": "train.sample_every", "--ckpt-every": "train.ckpt_every", "--threads": "train.threads",
+    "--max-minutes": "train.minutes", "--eval-every": "eval.every", "--eval-samples": "eval.samples",
+    "--eval-real": "eval.real", "--no-eval": "eval.enabled=false",
+}
+
+
+def check_recipe(r: dict) -> None:
+    net, tr = r["net"], r["train"]
+    for key, v in (("net.latent", net["latent"]), ("net.g_base", net["g_base"]), ("net.d_base", net["d_base"]),
+                   ("train.steps", tr["steps"]), ("train.batch_size", tr["batch_size"]),
+                   ("train.sample_every", tr["sample_every"])):
+        if v < 1:
+            raise TrainingError(f"{key} must be positive, not {v}")
+    if net["size"] not in (64, 128):
+        raise TrainingError(f"net.size {net['size']} is not a generator size", "use 64 or 128")
+    if not 0.0 <= tr["ema"] < 1.0:
+        raise TrainingError(f"train.ema {tr['ema']} is not in [0, 1)")
     try:
-        a.diffaug = parse_policy(a.diffaug)
+        parse_policy(tr["diffaug"])
     except ValueError as e:
-        p.error(str(e))
-    return a
+        raise TrainingError(str(e)) from e
 
 
-class Trainer:
-    def __init__(self, args: argparse.Namespace, argv: Sequence[str]):
-        self.args = args
-        self.device = common.pick_device(args.device)
-        self.rank, self.world, self.device = common.setup_distributed(self.device)
-        self.main = self.rank == 0
-        self.out = Path(args.out)
-        self.log = (lambda m: print(f"[generate] {m}", file=sys.stderr, flush=True)) if self.main else (lambda m: None)
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
-        common.seed_everything(args.seed + self.rank)
+class GenerateTask(Task):
+    kind = KIND
+    schema = SCHEMA
+    description = "Train a GAN that paints new artworks from a folder of paintings (recipe + key=value overrides)."
+    legacy_flags = LEGACY_FLAGS
+    onnx_name = "generator.onnx"
 
-        resume = common.load_checkpoint(args.resume, KIND) if args.resume else None
-        paths, labels, classes = find_paintings(args.data, args.conditional)
+    def build(self, run: Run) -> None:
+        r, tr = self.recipe, self.recipe["train"]
+        check_recipe(r)
+        self.diffaug = parse_policy(tr["diffaug"])
+        self.images_per_step = tr["batch_size"]
+        if tr["threads"]:
+            torch.set_num_threads(tr["threads"])
+        root = r["data"]["root"] or str(data_root())
+        self.data = Path(root) / r["data"]["folder"] if r["data"]["folder"] else Path(root)
+        net, resume = r["net"], run.resume
+        paths, labels, classes = find_paintings(self.data, net["conditional"])
         if resume is not None:
             cfg = GanConfig.from_dict(resume["config"])
-            if cfg.size != args.size or cfg.conditional != args.conditional or (cfg.conditional and cfg.classes != classes):
-                raise TrainingError(f"{args.resume} was trained as {cfg.arch} on classes {list(cfg.classes)}; "
-                                    f"this run asks for size {args.size}, conditional={args.conditional}, classes {list(classes)}",
-                                    "use the same --size/--conditional/--data, or start without --resume")
+            if cfg.size != net["size"] or cfg.conditional != net["conditional"] or (cfg.conditional and cfg.classes != classes):
+                raise TrainingError(f"{run.args.resume} was trained as {cfg.arch} on classes {list(cfg.classes)}; this "
+                                    f"run asks for size {net['size']}, conditional={net['conditional']}, classes "
+                                    f"{list(classes)}", "use the same net.size/net.conditional/data, or start afresh")
         else:
-            cfg = GanConfig(size=args.size, latent=args.latent, g_base=args.g_base, d_base=args.d_base, classes=classes)
+            cfg = GanConfig(size=net["size"], latent=net["latent"], g_base=net["g_base"], d_base=net["d_base"],
+                            classes=classes)
         self.cfg = cfg
-        self.images, bad = load_paintings(paths, cfg.size, self.log)
+        self.name = r["name"] or f"generator_art{cfg.size}"
+        if not run.args.out:
+            run.out = Path(f"runs/{self.name}")
+        self.images, bad = load_paintings(paths, cfg.size, run.log)
         keep = np.array([p not in set(bad) for p in paths]) if bad else np.ones(len(paths), bool)
         self.labels = labels[keep]
         if len(self.images) < MIN_IMAGES:
-            raise TrainingError(f"only {len(self.images)} of {len(paths)} images in {args.data} are readable; "
+            raise TrainingError(f"only {len(self.images)} of {len(paths)} images in {self.data} are readable; "
                                 f"a GAN needs at least {MIN_IMAGES}", "add or fix the images")
-
         self.g, self.d = build(cfg)
-        self.g.to(self.device)
-        self.d.to(self.device)
+        self.g.to(run.device)
+        self.d.to(run.device)
+        if run.init is not None:
+            if GanConfig.from_dict(run.init["config"]) != cfg:
+                raise TrainingError(f"--init {run.args.init} holds another net", "init from the same recipe's run")
+            self.g.load_state_dict(run.init["g"])
+            self.d.load_state_dict(run.init["d"])
         self.g_ema = copy_for_ema(self.g)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=args.lr_g, betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=args.lr_d, betas=(0.5, 0.999))
-        # bf16 where the hardware has it (no overflow, no loss scaling); fp16 + GradScaler on older GPUs
-        fp16 = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
-        self.amp_dtype = torch.float16 if fp16 else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=args.amp and fp16)
-        self.step = 0
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=tr["lr_g"], betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=tr["lr_d"], betas=(0.5, 0.999))
         self.fd_history: list[list[float]] = []
         self.best_fd = math.inf
-        self.provenance = common.provenance(["generate", *argv], str(args.data), images=len(self.images),
-                                            classes=list(classes))
-        self.order = np.random.default_rng(args.seed + 1000 * self.rank).permutation(len(self.images))
+        self.order = np.random.default_rng(tr["seed"] + 1000 * run.rank).permutation(len(self.images))
         self.cursor = 0
-        if resume is not None:
-            self.g.load_state_dict(resume["g"])
-            self.d.load_state_dict(resume["d"])
-            self.g_ema.load_state_dict(resume["model"])
-            self.opt_g.load_state_dict(resume["opt_g"])
-            self.opt_d.load_state_dict(resume["opt_d"])
-            if resume.get("scaler"):
-                self.scaler.load_state_dict(resume["scaler"])
-            self.step = int(resume["step"])
-            self.fd_history = [list(x) for x in resume.get("fd_history", [])]
-            self.best_fd = float(resume.get("best_fd", math.inf))
-            self.provenance = resume.get("provenance", self.provenance)
-            if resume.get("rng"):
-                common.set_rng_state(resume["rng"])
-            self.order, self.cursor = np.asarray(resume["order"]), int(resume["cursor"])
-            self.log(f"resumed from {args.resume} at step {self.step}")
-        self.g_train, self.d_train = self.g, self.d
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.g_train = DDP(self.g, device_ids=ids)
-            self.d_train = DDP(self.d, device_ids=ids)
-        self.log(f"{cfg.arch}: G {count_params(self.g) / 1e6:.2f}M D {count_params(self.d) / 1e6:.2f}M params, "
-                 f"{len(self.images)} paintings, {len(classes) or 'no'} classes, device {self.device}"
-                 f"{' x' + str(self.world) if self.world > 1 else ''}, diffaug {','.join(args.diffaug) or 'none'}")
+        self.g_train, self.d_train = run.wrap(self.g), run.wrap(self.d)
+        run.log(f"[generate] {cfg.arch}: G {count_params(self.g) / 1e6:.2f}M D {count_params(self.d) / 1e6:.2f}M "
+                f"params, {len(self.images)} paintings, {len(classes) or 'no'} classes, device {run.device}"
+                f"{' x' + str(run.world) if run.world > 1 else ''}, diffaug {','.join(self.diffaug) or 'none'}")
         self.frechet = None  # built lazily (needs the EfficientNet weights)
         self._recalibrated_at = -1
+        self.run = run
+
+    def total_steps(self) -> int:
+        return self.recipe["train"]["steps"]
+
+    def data_description(self) -> str:
+        return str(self.data)
+
+    def provenance_extra(self) -> dict:
+        return {"images": len(self.images), "classes": list(self.cfg.classes)}
+
+    def load_state(self, ckpt: dict) -> None:
+        self.g.load_state_dict(ckpt["g"])
+        self.d.load_state_dict(ckpt["d"])
+        self.g_ema.load_state_dict(ckpt["model"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.fd_history = [list(x) for x in ckpt.get("fd_history", [])]
+        self.best_fd = float(ckpt.get("best_fd", math.inf))
+        self.order, self.cursor = np.asarray(ckpt["order"]), int(ckpt["cursor"])
 
     # -- data --
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        n = self.args.batch_size
+        n = self.recipe["train"]["batch_size"]
         if self.cursor + n > len(self.order):
             self.order = np.random.permutation(len(self.images))
             self.cursor = 0
@@ -378,10 +378,10 @@ class Trainer:
         u8 = self.images[idx]
         flip = np.random.rand(len(idx)) < 0.5
         u8 = np.where(flip[:, None, None, None], u8[:, :, ::-1], u8)
-        x = to_tensor(np.ascontiguousarray(u8), self.device)
+        x = to_tensor(np.ascontiguousarray(u8), self.run.device)
         y = None
         if self.cfg.conditional:
-            y = F.one_hot(torch.from_numpy(self.labels[idx]), len(self.cfg.classes)).float().to(self.device)
+            y = F.one_hot(torch.from_numpy(self.labels[idx]), len(self.cfg.classes)).float().to(self.run.device)
         return x, y
 
     def random_classes(self, n: int) -> torch.Tensor | None:
@@ -389,76 +389,85 @@ class Trainer:
             return None
         # draw fake classes with the data's class frequencies
         idx = torch.from_numpy(self.labels[np.random.randint(0, len(self.labels), n)])
-        return F.one_hot(idx, len(self.cfg.classes)).float().to(self.device)
+        return F.one_hot(idx, len(self.cfg.classes)).float().to(self.run.device)
 
     # -- one step --
-    def train_step(self) -> dict[str, float]:
-        a, dev = self.args, self.device
-        pol = a.diffaug
+    def step(self, run: Run) -> dict[str, float]:
+        pol = self.diffaug
         real, y_real = self.next_batch()
         n = real.shape[0]
-        z = torch.randn(n, self.cfg.latent, device=dev)
+        z = torch.randn(n, self.cfg.latent, device=run.device)
         y_fake = self.random_classes(n)
-        amp = dict(device_type=dev.type, dtype=self.amp_dtype, enabled=a.amp)
 
         # D: hinge loss on augmented real and fake in one pass (one SN power iteration per step)
         for p in self.d.parameters():
             p.requires_grad_(True)
-        with torch.autocast(**amp):
+        with run.autocast():
             fake = self.g_train(z, y_fake)
             both = diff_augment(torch.cat([real, fake.detach()]), pol)
             yb = torch.cat([y_real, y_fake]) if y_real is not None else None
             out = self.d_train(both, yb).float()
             d_real, d_fake = out[:n], out[n:]
             loss_d = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
-        self.opt_d.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_d).backward()
-        self.scaler.step(self.opt_d)
+        run.optimize(loss_d, self.opt_d)
 
         # G: non-saturating hinge generator loss through the same augmentation
         for p in self.d.parameters():
             p.requires_grad_(False)
-        with torch.autocast(**amp):
+        with run.autocast():
             loss_g = -self.d(diff_augment(fake, pol), y_fake).float().mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss_g).backward()
-        self.scaler.step(self.opt_g)
-        self.scaler.update()
-        self.step += 1
-        decay = min(a.ema, (1.0 + self.step) / (10.0 + self.step))
+        run.optimize(loss_g, self.opt_g)
+        decay = min(self.recipe["train"]["ema"], (2.0 + run.step) / (11.0 + run.step))
         ema_update(self.g_ema, self.g, decay)
-        common.check_finite(loss_d.detach() + loss_g.detach(), self.step, self.out / "last.pt")
+        run.check_finite(loss_d.detach() + loss_g.detach())
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+
+    def begin(self, run: Run) -> None:
+        if run.main and run.step == 0:
+            self.write_samples()
+            if self.recipe["eval"]["enabled"]:
+                self.evaluate()  # the untrained generator: the baseline the trained one must beat
+
+    def after_step(self, run: Run) -> None:
+        if not run.main:
+            return
+        ev = self.recipe["eval"]
+        if run.step % self.recipe["train"]["sample_every"] == 0:
+            self.write_samples()
+        if ev["enabled"] and ev["every"] and run.step % ev["every"] == 0:
+            self.evaluate()
+
+    def finish(self, run: Run) -> None:
+        if run.main:
+            if self.recipe["eval"]["enabled"] and (not self.fd_history or self.fd_history[-1][0] != run.step):
+                self.evaluate()
+            self.write_samples()
 
     # -- outputs --
     def ema_for_inference(self) -> Generator:
         """EMA G with BatchNorm statistics re-estimated for its weights (once per step)."""
-        if self._recalibrated_at != self.step:
-            recalibrate_bn(self.g_ema, batches=4, batch_size=min(64, 2 * self.args.batch_size), seed=0)
-            self._recalibrated_at = self.step
+        if self._recalibrated_at != self.run.step:
+            recalibrate_bn(self.g_ema, batches=4, batch_size=min(64, 2 * self.recipe["train"]["batch_size"]), seed=0)
+            self._recalibrated_at = self.run.step
         return self.g_ema.eval()
 
-    def save(self, path: Path) -> None:
+    def state(self) -> dict:
         self.ema_for_inference()
-        state = {
-            "kind": KIND, "arch": self.cfg.arch, "config": self.cfg.to_dict(), "step": self.step,
-            "name": self.args.name or f"generator_art{self.cfg.size}",
+        return {
+            "arch": self.cfg.arch, "config": self.cfg.to_dict(), "name": self.name,
             "model": self.g_ema.state_dict(), "g": self.g.state_dict(), "d": self.d.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "optimizer": {"g": "opt_g", "d": "opt_d"}, "scaler": self.scaler.state_dict(),
-            "rng": common.rng_state(), "order": self.order, "cursor": self.cursor,
-            "fd_history": self.fd_history, "best_fd": self.best_fd, "provenance": self.provenance,
-            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self.args).items()},
+            "optimizer": {"g": "opt_g", "d": "opt_d"}, "order": self.order, "cursor": self.cursor,
+            "fd_history": self.fd_history, "best_fd": self.best_fd,
         }
-        common.save_checkpoint(path, state)
 
     def write_samples(self) -> Path:
         g = self.ema_for_inference()
         z, y = fixed_inputs(self.cfg, 64)
         with torch.no_grad():
-            imgs = to_uint8(g(z.to(self.device), None if y is None else y.to(self.device)))
-        path = self.out / "samples" / f"step{self.step:06d}.png"
+            imgs = to_uint8(g(z.to(self.run.device), None if y is None else y.to(self.run.device)))
+        path = self.run.out / "samples" / f"step{self.run.step:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_image(path, grid(imgs, 8 if not self.cfg.conditional else len(self.cfg.classes))[:, :, ::-1])
         return path
@@ -466,77 +475,31 @@ class Trainer:
     def evaluate(self) -> float:
         from artcam.training import frechet
 
+        run, ev = self.run, self.recipe["eval"]
         if self.frechet is None:
-            self.frechet = frechet.PaintingFrechet(self.images, device=self.device, max_real=self.args.eval_real,
-                                                   cache=self.out / f"real_features_{self.cfg.size}.npz")
+            self.frechet = frechet.PaintingFrechet(self.images, device=run.device, max_real=ev["real"],
+                                                   cache=run.out / f"real_features_{self.cfg.size}.npz")
         g = self.ema_for_inference()
         t0 = time.perf_counter()
-        fd = self.frechet.distance(g, self.args.eval_samples, seed=4321)
-        self.fd_history = [h for h in self.fd_history if h[0] != self.step] + [[self.step, fd]]
-        self.log(f"step {self.step}: FD(EfficientNet-Lite0) = {fd:.2f} ({self.args.eval_samples} samples, "
-                 f"{time.perf_counter() - t0:.0f}s)")
-        atomic_write_text(self.out / "fd_history.json", json.dumps(self.fd_history, indent=1))
-        frechet.plot_fd(self.fd_history, self.out / "fd_vs_step.png",
+        fd = self.frechet.distance(g, ev["samples"], seed=4321)
+        self.fd_history = [h for h in self.fd_history if h[0] != run.step] + [[run.step, fd]]
+        run.log(f"[generate] step {run.step}: FD(EfficientNet-Lite0) = {fd:.2f} ({ev['samples']} samples, "
+                f"{time.perf_counter() - t0:.0f}s)")
+        atomic_write_text(run.out / "fd_history.json", json.dumps(self.fd_history, indent=1))
+        frechet.plot_fd(self.fd_history, run.out / "fd_vs_step.png",
                         title=f"{self.cfg.arch}: Frechet distance (EfficientNet-Lite0 features, not Inception FID)")
         if fd < self.best_fd:
             self.best_fd = fd
-            self.save(self.out / "best.pt")
+            run.save(run.out / "best.pt")
         return fd
 
-    def _out_of_time(self, deadline: float) -> bool:
-        """Every rank must stop at the same step: rank 0 decides and broadcasts under DDP."""
-        if not math.isfinite(deadline):
-            return False
-        stop = torch.tensor([float(time.monotonic() > deadline)], device=self.device)
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.broadcast(stop, 0)
-        return bool(stop.item())
-
-    def run(self) -> int:
-        a = self.args
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if self.step == 0:
-                self.write_samples()
-                if not a.no_eval:
-                    self.evaluate()  # the untrained generator: the baseline the trained one must beat
-        prog = common.Progress(a.steps, desc="generate", every=50, enabled=self.main)
-        deadline = time.monotonic() + a.max_minutes * 60 if a.max_minutes > 0 else math.inf
-        while self.step < a.steps:
-            if self._out_of_time(deadline):
-                self.log(f"--max-minutes {a.max_minutes} reached at step {self.step}")
-                break
-            m = self.train_step()
-            prog.update(self.step, a.batch_size * self.world, **m)
-            if not self.main:
-                continue
-            if self.step % a.sample_every == 0:
-                self.write_samples()
-            if not a.no_eval and a.eval_every and self.step % a.eval_every == 0:
-                self.evaluate()
-            if self.step % a.ckpt_every == 0:
-                self.save(self.out / "last.pt")
-        prog.close()
-        if self.main:
-            if not a.no_eval and (not self.fd_history or self.fd_history[-1][0] != self.step):
-                self.evaluate()
-            self.write_samples()
-            self.save(self.out / "last.pt")
-            self.log(f"checkpoint {self.out / 'last.pt'} at step {self.step}")
-            if not a.no_export:
-                ckpt = common.load_checkpoint(self.out / "last.pt", KIND)
-                rep = export_checkpoint(ckpt, self.out / "generator.onnx")
-                self.log(f"exported {self.out / 'generator.onnx'}\n" + "\n".join(rep.lines()))
-        common.cleanup_distributed()
-        return 0
+    def export_checkpoint(self, ckpt: dict, path: Path):
+        return export_checkpoint(ckpt, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    return Trainer(args, argv).run()
+    return main_for(GenerateTask, None if argv is None else list(argv),
+                    "artcam train generate --recipe generator_art64 train.steps=2000")
 
 
 if __name__ == "__main__":

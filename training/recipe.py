@@ -64,6 +64,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def recipe_names() -> list[str]:
+    """The shipped recipes (``training/recipes/*.toml``), by name."""
+    return sorted(x.stem for x in RECIPE_DIR.glob("*.toml"))
+
+
 def resolve_recipe_path(spec: str | Path) -> Path:
     """A path, or the name of a shipped recipe (``stylizer_nano`` -> ``training/recipes/stylizer_nano.toml``)."""
     p = Path(spec)
@@ -72,8 +77,7 @@ def resolve_recipe_path(spec: str | Path) -> Path:
     shipped = RECIPE_DIR / f"{spec}.toml"
     if shipped.is_file():
         return shipped
-    names = sorted(x.stem for x in RECIPE_DIR.glob("*.toml"))
-    raise TrainingError(f"recipe {spec} not found", f"pass a .toml file or one of: {', '.join(names)}")
+    raise TrainingError(f"recipe {spec} not found", f"pass a .toml file or one of: {', '.join(recipe_names())}")
 
 
 def load_recipe(spec: str | Path | None, schema: Mapping, overrides: list[str] = ()) -> dict:

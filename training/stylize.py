@@ -1,20 +1,14 @@
 """``artcam train stylize --recipe FILE [key=value ...]``: train a fast multi-style stylizer.
 
 The recipe (``training/recipes/*.toml``, see ``recipe``) names the net, the paintings, the photos, the
-schedule and the loss terms (``style_terms``); flags only say where the data is, where to write and
-where to resume.
-Two shipped recipes make the shipped model: ``stylizer_teacher`` (a Johnson-sized net on the plain
-content + style + TV loss: the quality ceiling) and ``stylizer_nano`` (the real-time net, distilled from
-that teacher's pictures in feature space, plus the style and stability terms).
-Checkpoints are atomic and resumable (the step counter, optimizer and RNG continue); a NaN loss stops
-the run and keeps the last good checkpoint; the run ends by exporting an ONNX stylizer with metadata.
+schedule and the loss terms (``style_terms``); the run itself (flags, resume, checkpoints, export) is the
+shared skeleton's (``skeleton``). Two shipped recipes make the shipped model: ``stylizer_teacher`` (a
+Johnson-sized net on the plain content + style + TV loss: the quality ceiling) and ``stylizer_nano`` (the
+real-time net, distilled from that teacher's pictures in feature space, plus the style and stability terms).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
 from artcam.runtime.fileio import data_root, read_image, write_image
 from artcam.runtime.modelfile import ImageInput, ImageOutput, ModelMeta, StyleInput
 from artcam.training import common
-from artcam.training.common import Progress, TrainingError, list_images, provenance
+from artcam.training.common import TrainingError, list_images
 from artcam.training.perceptual import DEFAULT_LAYERS, LOSS_NETS, StyleGrams, build_loss_network
-from artcam.training.recipe import load_recipe
+from artcam.training.skeleton import TRAIN_KEYS, Run, Task, main_for
 from artcam.training.style_terms import Distill, Style, Views, build_terms, weighted_sum
 from artcam.training.stylizer_nets import Stylizer, StylizerConfig, build_stylizer, config_for
 
 KIND = "stylize"
-CKPT_NAME = "last.pt"
 MARGIN = 8  # extra pixels around each crop, room for the stability term's shifts
 
 
@@ -66,7 +58,7 @@ class ContentCrops(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        # Seeded from torch's RNG: seed_everything makes runs repeatable, and DataLoader workers get
+        # Seeded from torch's RNG: the run's seed makes runs repeatable, and DataLoader workers get
         # distinct torch seeds, so they never repeat each other.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
         full = self.size + 2 * self.margin
@@ -192,26 +184,12 @@ SCHEMA: dict[str, Any] = {
         "image_size": 160,  # training crop (a multiple of the net's stride)
     },
     "train": {
-        "steps": 100000, "minutes": 0.0,  # stop at whichever comes first (0 minutes: no time limit)
-        "batch_size": 4, "lr": 1e-3, "seed": 0, "amp": False, "device": "auto", "workers": -1,
-        "ckpt_every": 100, "sample_every": 500, "log_every": 20,
+        **TRAIN_KEYS,
+        "steps": 100000,  # stop here or at train.minutes, whichever comes first
+        "batch_size": 4, "lr": 1e-3, "workers": -1, "ckpt_every": 100, "sample_every": 500,
     },
-    "loss": {"net": "efficientnet_lite0"},  # plus one [loss.TERM] table per term (style_terms.TERMS)
+    "loss": {"net": "vgg19"},  # plus one [loss.TERM] table per term (style_terms.TERMS)
 }
-
-
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    p = ArgParser(prog="artcam train stylize", description=__doc__.splitlines()[0])
-    p.add_argument("--recipe", required=True, help="recipe .toml file, or a shipped recipe's name (stylizer_nano)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides, e.g. train.minutes=30")
-    p.add_argument("--data", default="", help="data root the recipe's paths are relative to (same as data.root=DIR; "
-                                                "default: $ARTCAM_DATA, else ../shared/data)")
-    p.add_argument("--out", default="", help="folder for checkpoints, samples and the ONNX export (default runs/NAME)")
-    p.add_argument("--resume", default="", help="checkpoint to continue from (step, optimizer and RNG continue)")
-    p.add_argument("--init", default="", help="start from this checkpoint's weights (same net and styles), fresh steps")
-    p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
-    args = p.parse_intermixed_args(argv)  # overrides may come before or after the flags
-    return args, args.overrides
 
 
 def style_files(data: dict) -> list[Path]:
@@ -262,195 +240,153 @@ def load_teacher(path: str, styles: list[str], device) -> Stylizer:
     return net
 
 
-def train(args: argparse.Namespace, overrides: list[str], argv: list[str]) -> Path:
-    r = load_recipe(args.recipe, SCHEMA, overrides)
-    data, tr, lc = r["data"], r["train"], dict(r["loss"])
-    data["root"] = getattr(args, "data", "") or data["root"] or str(data_root())
-    device = common.pick_device(tr["device"])
-    rank, world, device = common.setup_distributed(device)
-    common.seed_everything(tr["seed"] + rank)
-    main = rank == 0
-    loss_net_name = lc.pop("net")
-    if loss_net_name not in LOSS_NETS:
-        raise TrainingError(f"unknown loss network {loss_net_name!r}", f"choose from {', '.join(LOSS_NETS)}")
-    d = DEFAULT_LAYERS[loss_net_name]
-    terms = build_terms(lc, {"content": d.content, "style": d.style})
+class StylizeTask(Task):
+    kind = KIND
+    schema = SCHEMA
+    description = "Train a fast multi-style stylizer from a recipe (net, paintings, photos, schedule, loss terms)."
+    images_per_step = 0
 
-    paths = style_files(data)
-    names = [p.stem for p in paths]
-    resume = common.load_checkpoint(args.resume, KIND) if args.resume else None
-    if resume is not None and resume["config"]["styles"] != names:
-        raise TrainingError(f"the checkpoint holds styles {resume['config']['styles']}, not {names}",
-                            "resume with the same data.styles")
-    try:
-        cfg = config_for(r["net"]["size"], len(names), **r["net"]["options"])
-    except (TypeError, ValueError) as e:
-        raise TrainingError(f"bad net in the recipe: {e}", "see training/stylizer_nets.py for sizes and options") from e
-    net = build_stylizer(resume["config"]["net"] if resume else cfg)
-    init_prov: dict[str, Any] = {}
-    if args.init and resume is None:
-        init = common.load_checkpoint(args.init, KIND)
-        same_net = StylizerConfig.from_dict(init["config"]["net"]) == StylizerConfig.from_dict(net.cfg.to_dict())
-        if init["config"]["styles"] != names or not same_net:
-            raise TrainingError(f"--init {args.init} holds another net or other styles", "init from the same recipe's run")
-        net.load_state_dict(init["model"])
-        init_prov = dict(init.get("provenance", {}), step=init.get("step"))
-    size = data["image_size"]
-    if size % net.stride or size < net.cfg.min_size:
-        raise TrainingError(f"data.image_size {size} is not a multiple of the net's stride {net.stride}"
-                            f" (minimum {net.cfg.min_size})", f"use e.g. {max(net.cfg.min_size, size // net.stride * net.stride)}")
-    paintings = [load_rgb01(p, data["style_size"]).to(device) for p in paths]
-    photos = content_photos(data)
+    def build(self, run: Run) -> None:
+        r = self.recipe
+        data, tr, lc = r["data"], r["train"], dict(r["loss"])
+        data["root"] = data["root"] or str(data_root())
+        self.images_per_step = tr["batch_size"]
+        loss_net_name = lc.pop("net")
+        if loss_net_name not in LOSS_NETS:
+            raise TrainingError(f"unknown loss network {loss_net_name!r}", f"choose from {', '.join(LOSS_NETS)}")
+        d = DEFAULT_LAYERS[loss_net_name]
+        self.terms = terms = build_terms(lc, {"content": d.content, "style": d.style})
+        self.paths = paths = style_files(data)
+        self.names = names = [p.stem for p in paths]
+        resume, init = run.resume, run.init
+        if resume is not None and resume["config"]["styles"] != names:
+            raise TrainingError(f"the checkpoint holds styles {resume['config']['styles']}, not {names}",
+                                "resume with the same data.styles")
+        try:
+            cfg = config_for(r["net"]["size"], len(names), **r["net"]["options"])
+        except (TypeError, ValueError) as e:
+            raise TrainingError(f"bad net in the recipe: {e}", "see training/stylizer_nets.py for sizes and options") from e
+        self.net = net = build_stylizer(resume["config"]["net"] if resume else cfg)
+        if init is not None:
+            same_net = StylizerConfig.from_dict(init["config"]["net"]) == StylizerConfig.from_dict(net.cfg.to_dict())
+            if init["config"]["styles"] != names or not same_net:
+                raise TrainingError(f"--init {run.args.init} holds another net or other styles",
+                                    "init from the same recipe's run")
+            net.load_state_dict(init["model"])
+        self.size = size = data["image_size"]
+        if size % net.stride or size < net.cfg.min_size:
+            raise TrainingError(f"data.image_size {size} is not a multiple of the net's stride {net.stride}"
+                                f" (minimum {net.cfg.min_size})",
+                                f"use e.g. {max(net.cfg.min_size, size // net.stride * net.stride)}")
+        device = run.device
+        paintings = [load_rgb01(p, data["style_size"]).to(device) for p in paths]
+        self.photos = photos = content_photos(data)
+        self.lossnet = build_loss_network(loss_net_name, device)
+        self.teacher = None
+        for t in terms:
+            if isinstance(t, Style):
+                try:
+                    t.grams = StyleGrams(self.lossnet, list(t.taps), paintings)
+                except ValueError as e:
+                    raise TrainingError(f"bad style layers for {loss_net_name}: {e}", "fix loss.style.layers") from e
+            if isinstance(t, Distill):
+                self.teacher = load_teacher(t.opts["teacher"], names, device)
+        self.taps = sorted({k for t in terms for k in t.taps})
+        self.content_taps = sorted({k for t in terms for k in t.content_taps})
+        self.needs = set().union(*(t.needs for t in terms))
+        net.to(device)
+        self.opt = torch.optim.Adam(net.parameters(), lr=tr["lr"])
+        self.ddp_net = run.wrap(net)
+        workers = tr["workers"] if tr["workers"] >= 0 else (8 if device.type == "cuda" else 0)
+        crops = ContentCrops(photos, size)
+        sampler = torch.utils.data.RandomSampler(crops, replacement=True, num_samples=10**9)
+        loader = torch.utils.data.DataLoader(crops, batch_size=tr["batch_size"], sampler=sampler, num_workers=workers,
+                                             pin_memory=device.type == "cuda", drop_last=True,
+                                             persistent_workers=workers > 0, worker_init_fn=common.quiet_worker)
+        self.batches = infinite(loader)
+        self.name = r["name"] or f"stylizer_{net.cfg.size}"
+        self.onnx_name = f"{self.name}.onnx"
+        if not run.args.out:
+            run.out = Path(f"runs/{self.name}")
+        self.run_config = {"net": net.cfg.to_dict(), "styles": names, "style_files": [str(p) for p in paths],
+                           "name": self.name, "recipe": r}
+        self.sample_x = torch.cat([F.interpolate(load_rgb01(p), size=(size, size), mode="area")
+                                   for p in photos[:3]]).to(device)
+        self.sample_s = torch.eye(len(names), device=device)
+        net.train()
 
-    lossnet = build_loss_network(loss_net_name, device)
-    teacher = None
-    for t in terms:
-        if isinstance(t, Style):
-            try:
-                t.grams = StyleGrams(lossnet, list(t.taps), paintings)
-            except ValueError as e:
-                raise TrainingError(f"bad style layers for {loss_net_name}: {e}", "fix loss.style.layers") from e
-        if isinstance(t, Distill):
-            teacher = load_teacher(t.opts["teacher"], names, device)
-    taps = sorted({k for t in terms for k in t.taps})
-    content_taps = sorted({k for t in terms for k in t.content_taps})
-    needs = set().union(*(t.needs for t in terms))
+    def total_steps(self) -> int:
+        return self.recipe["train"]["steps"]
 
-    net.to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=tr["lr"])
-    step = 0
-    if resume is not None:
-        net.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        step = int(resume["step"])
-        if resume.get("rng") and world == 1:
-            common.set_rng_state(resume["rng"])
-        if main:
-            print(f"resumed {args.resume} at step {step}", file=sys.stderr)
-    ddp_net = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    def data_description(self) -> str:
+        data = self.recipe["data"]
+        return (f"content: {Path(data['root']) / data['content']} ({len(self.photos)} photos); "
+                f"styles: {', '.join(str(p) for p in self.paths)}")
 
-        ddp_net = DDP(net, device_ids=[device.index] if device.type == "cuda" else None)
-    amp = None
-    if tr["amp"]:
-        amp = torch.bfloat16 if (device.type == "cpu" or torch.cuda.is_bf16_supported()) else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    workers = tr["workers"] if tr["workers"] >= 0 else (8 if device.type == "cuda" else 0)
-    crops = ContentCrops(photos, size)
-    sampler = torch.utils.data.RandomSampler(crops, replacement=True, num_samples=10**9)
-    loader = torch.utils.data.DataLoader(crops, batch_size=tr["batch_size"], sampler=sampler, num_workers=workers,
-                                         pin_memory=device.type == "cuda", drop_last=True,
-                                         persistent_workers=workers > 0, worker_init_fn=common.quiet_worker)
-    batches = infinite(loader)
+    def provenance_extra(self) -> dict[str, Any]:
+        names = self.names
+        extra: dict[str, Any] = {"styles": names}
+        if all(n in PAINTINGS for n in names):
+            extra["paintings"] = {n: f"{PAINTINGS[n][0]} — {PAINTINGS[n][1]} ({PAINTINGS[n][2]}), public domain"
+                                  for n in names}
+        if self.teacher is not None:
+            extra["teacher"] = {"checkpoint": str(next(t for t in self.terms if isinstance(t, Distill)).opts["teacher"])}
+        return extra
 
-    name = r["name"] or f"stylizer_{net.cfg.size}"
-    out = Path(args.out or f"runs/{name}")
-    ckpt_path = out / CKPT_NAME
-    run_config = {"net": net.cfg.to_dict(), "styles": names, "style_files": [str(p) for p in paths], "name": name,
-                  "recipe": r}
-    prov = provenance(argv, data=f"content: {Path(data['root']) / data['content']} ({len(photos)} photos); "
-                                 f"styles: {', '.join(str(p) for p in paths)}", styles=names)
-    if all(n in PAINTINGS for n in names):
-        prov["paintings"] = {n: f"{PAINTINGS[n][0]} — {PAINTINGS[n][1]} ({PAINTINGS[n][2]}), public domain" for n in names}
-    if teacher is not None:
-        prov["teacher"] = {"checkpoint": str(next(t for t in terms if isinstance(t, Distill)).opts["teacher"])}
-    if init_prov:
-        prov["init_from"] = init_prov
-    if resume is not None:
-        for k in ("init_from", "first_command"):
-            if resume.get("provenance", {}).get(k):
-                prov[k] = resume["provenance"][k]
-        prov.setdefault("first_command", resume.get("provenance", {}).get("command"))
+    def step(self, run: Run) -> dict[str, float]:
+        tr = self.recipe["train"]
+        big = next(self.batches).to(run.device, non_blocking=True)
+        n, n_styles = big.shape[0], len(self.names)
+        x, y, shift = perturb(big, self.size)
+        style = F.one_hot(torch.randint(0, n_styles, (n,), device=run.device), n_styles).float()
+        lr = tr["lr"] * min(1.0, max(0.05, (1.0 - run.done_fraction(tr["steps"])) / 0.25))  # flat, then linear decay
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        with run.autocast():
+            if "moved" in self.needs:
+                both = self.ddp_net(torch.cat([x, y]), torch.cat([style, style]))
+                v = Views(both[:n], x, style, moved_output=both[n:], shift=shift)
+            else:
+                v = Views(self.ddp_net(x, style), x, style)
+            v.features = self.lossnet.features(v.output, self.taps)
+            with torch.no_grad():
+                if self.content_taps:
+                    v.content_features = self.lossnet.features(x, self.content_taps)
+                if self.teacher is not None:
+                    v.teacher_output = self.teacher(x, style)
+                    v.teacher_features = self.lossnet.features(v.teacher_output, self.taps)
+            loss, values = weighted_sum(self.terms, v)
+        run.check_finite(loss)
+        run.optimize(loss, self.opt)
+        return {"loss": float(loss.detach()), **{k: float(t.detach()) for k, t in values.items()}}
 
-    def snapshot() -> dict[str, Any]:
-        return {"kind": KIND, "arch": net.cfg.size, "model": net.state_dict(), "config": run_config, "step": step,
-                "optimizer": opt.state_dict(), "rng": common.rng_state(), "provenance": prov}
+    def after_step(self, run: Run) -> None:
+        every = self.recipe["train"]["sample_every"]
+        if run.main and every and run.step % every == 0:
+            self.write_samples(run)
 
-    sample_x = torch.cat([F.interpolate(load_rgb01(p), size=(size, size), mode="area") for p in photos[:3]]).to(device)
-    sample_s = torch.eye(len(names), device=device)
-    last_good: Path | None = ckpt_path if ckpt_path.is_file() else None
-    progress = Progress(tr["steps"], desc="stylize", every=tr["log_every"], enabled=main)
-    net.train()
-    t_start, budget, start_step = time.perf_counter(), tr["minutes"] * 60, step
+    def finish(self, run: Run) -> None:
+        every = self.recipe["train"]["sample_every"]
+        if run.main and every and run.step % every:
+            self.write_samples(run)
 
-    def done_fraction() -> float:
-        f = step / tr["steps"]
-        if budget > 0:
-            f = max(f, (time.perf_counter() - t_start) / budget)
-            if world > 1:  # every rank must stop at the same step
-                import torch.distributed as dist
+    def write_samples(self, run: Run) -> None:
+        write_sample_grid(run.out / "samples" / f"step_{run.step:06d}.jpg", self.net, self.sample_x, self.sample_s)
 
-                t = torch.tensor([f], device=device)
-                dist.all_reduce(t, op=dist.ReduceOp.MAX)
-                f = float(t)
-        return f
+    def state(self) -> dict[str, Any]:
+        return {"arch": self.net.cfg.size, "model": self.net.state_dict(), "config": self.run_config,
+                "optimizer": self.opt.state_dict()}
 
-    saved_step = -1
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        self.net.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
 
-    def save_now() -> Path:
-        """For a stop between steps: the checkpoint of this step, written unless it already was."""
-        if main and saved_step != step:
-            common.save_checkpoint(ckpt_path, snapshot())
-        return ckpt_path
-
-    n_styles = len(names)
-    with common.StopBetweenSteps(enabled=world == 1) as stop:
-        while step < tr["steps"] and done_fraction() < 1.0:
-            big = next(batches).to(device, non_blocking=True)
-            n = big.shape[0]
-            x, y, shift = perturb(big, size)
-            style = F.one_hot(torch.randint(0, n_styles, (n,), device=device), n_styles).float()
-            lr = tr["lr"] * min(1.0, max(0.05, (1.0 - done_fraction()) / 0.25))  # flat, then a linear decay
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                if "moved" in needs:
-                    both = ddp_net(torch.cat([x, y]), torch.cat([style, style]))
-                    v = Views(both[:n], x, style, moved_output=both[n:], shift=shift)
-                else:
-                    v = Views(ddp_net(x, style), x, style)
-                v.features = lossnet.features(v.output, taps)
-                with torch.no_grad():
-                    if content_taps:
-                        v.content_features = lossnet.features(x, content_taps)
-                    if teacher is not None:
-                        v.teacher_output = teacher(x, style)
-                        v.teacher_features = lossnet.features(v.teacher_output, taps)
-                loss, values = weighted_sum(terms, v)
-            common.check_finite(loss.detach(), step + 1, last_good)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            step += 1
-            progress.update(step, n * world, loss=float(loss.detach()), **{k: float(t.detach()) for k, t in values.items()})
-            final = step == tr["steps"] or done_fraction() >= 1.0
-            if main and (step % tr["ckpt_every"] == 0 or final):
-                common.save_checkpoint(ckpt_path, snapshot())
-                last_good, saved_step = ckpt_path, step
-            if main and tr["sample_every"] and (step % tr["sample_every"] == 0 or final):
-                write_sample_grid(out / "samples" / f"step_{step:06d}.jpg", net, sample_x, sample_s)
-            stop.check(step, save_now)
-    progress.close()
-    if main and step == start_step and not ckpt_path.is_file():
-        common.save_checkpoint(ckpt_path, snapshot())
-    if main and not args.no_export:
-        onnx_path = out / f"{name}.onnx"
-        report = export_checkpoint(torch.load(ckpt_path, map_location="cpu", weights_only=False), onnx_path)
-        print("\n".join(report.lines()), file=sys.stderr)
-        print(f"wrote {onnx_path}", file=sys.stderr)
-    common.cleanup_distributed()
-    return ckpt_path
+    def export_checkpoint(self, ckpt: dict[str, Any], path: Path):
+        return export_checkpoint(ckpt, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args, overrides = parse_args(argv)
-    train(args, overrides, ["stylize", *argv])
-    return 0
+    return main_for(StylizeTask, argv, "artcam train stylize --recipe stylizer_nano train.minutes=30")
 
 
 if __name__ == "__main__":

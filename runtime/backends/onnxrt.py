@@ -156,7 +156,8 @@ class SessionFromOnnx:
             why = f"{', '.join(skipped)} not in this onnxruntime build" if skipped else f"{wanted} failed to initialise"
             self.fallback_reason = f"{why}; running on {got}"
             line = f"artcam: device {self.device}: fell back to {got} ({why})"
-            if line not in _SAID:  # once per process, not once per model
+            # said when a GPU was asked for by name; "auto" on a machine without one is the normal case
+            if self.device != "auto" and line not in _SAID:  # once per process, not once per model
                 _SAID.add(line)
                 self.log(line)
         return sess

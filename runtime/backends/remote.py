@@ -1,11 +1,10 @@
 """A model on an ``artcam serve`` (Triton Inference Server) instead of in this process.
 
-``artcam live --remote grpc://HOST:8001`` (or ``http://HOST:8000``) builds :class:`RemoteStylizer` /
-:class:`RemoteClassifier`, which stand in for the runtime's :class:`~artcam.runtime.tasks.Stylizer`
-and :class:`~artcam.runtime.tasks.Classifier` in the pipeline: same ``stylize`` / ``classify`` /
-``timing`` / ``close``, so the HUD and the stats are the same. Pre- and post-processing run on the
-server; the client sends the BGR frame (``?encoding=jpeg`` in the URL sends JPEG bytes instead:
-about 20x fewer bytes for a 640x480 frame, at JPEG's loss) and gets the picture or labels back.
+:class:`RemoteModel` is the client of one served model (``grpc://HOST:8001`` or ``http://HOST:8000``); the
+tasks built on it, which stand in for the local ones in the pipeline, are in ``artcam.runtime.remote_tasks``.
+Pre- and post-processing run on the server; the client sends the BGR frame (``?encoding=jpeg`` in the URL
+sends JPEG bytes instead: about 20x fewer bytes for a 640x480 frame, at JPEG's loss) and gets the picture
+or labels back.
 
 ``timing`` keeps the runtime's keys: ``pre`` = encoding the request, ``infer`` = the round trip,
 ``post`` = reading the answer. The round trip is split into ``server`` (the time the frame's batch
@@ -29,7 +28,6 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import ArtcamError, InputError
-from ..tasks import Prediction
 
 META_MODEL = "artcam_meta"
 INSTALL_HINT = "install it with: pip install 'artcam[serve]' (or just: pip install 'tritonclient[grpc,http]')"
@@ -43,12 +41,12 @@ def parse_url(url: str) -> tuple[str, str, dict]:
     """``grpc://host:8001`` -> ("grpc", "host:8001", options); ``http://host`` gets port 8000."""
     u = urlsplit(url)
     if u.scheme not in ("grpc", "http") or not u.hostname:
-        raise RemoteError(f"--remote {url!r} is not a server URL", "use grpc://HOST:8001 or http://HOST:8000")
+        raise RemoteError(f"{url!r} is not a server URL", "use grpc://HOST:8001 or http://HOST:8000")
     port = u.port or (8001 if u.scheme == "grpc" else 8000)
     opts = {k: v[-1] for k, v in parse_qs(u.query).items()}
     enc = opts.get("encoding", "raw")
     if enc not in ("raw", "jpeg"):
-        raise RemoteError(f"--remote {url!r}: encoding={enc!r}", "use encoding=raw (default) or encoding=jpeg")
+        raise RemoteError(f"server URL {url!r}: encoding={enc!r}", "use encoding=raw (default) or encoding=jpeg")
     host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     return u.scheme, f"{host}:{port}", opts
 
@@ -72,7 +70,7 @@ def _client_modules(protocol: str):
             import tritonclient.http as mod
         from tritonclient.utils import InferenceServerException
     except ImportError as e:
-        raise RemoteError(f"--remote needs tritonclient ({e.name or e})", INSTALL_HINT) from None
+        raise RemoteError(f"a served model needs tritonclient ({e.name or e})", INSTALL_HINT) from None
     return mod, InferenceServerException
 
 
@@ -136,7 +134,7 @@ class RemoteModel:
                                   f"{', '.join(self._served_names()) or 'none'}") from None
             if "queue size" in msg.lower():
                 raise RemoteError(f"the server at {self.url} is full and rejected the request ({msg})",
-                                  "slow down, add servers, or raise its --max-queue-size") from None
+                                  "slow down, add servers, or start the server with a longer queue") from None
             if any(s in msg for s in ("UNAVAILABLE", "failed to connect", "Socket closed", "Connection refused",
                                       "Broken pipe", "onnection reset", "DEADLINE_EXCEEDED")):
                 raise self._error("lost", e) from None
@@ -228,149 +226,3 @@ class RemoteModel:
                 pass
         self._clients = []
         self._local = threading.local()
-
-
-class _RemoteMeta:
-    """The bits of :class:`ModelMeta` the pipeline and HUD read."""
-
-    def __init__(self, name: str, task: str, styles=()):
-        self.name, self.task, self.styles = name, task, tuple(styles)
-
-
-class RemoteStylizer:
-    """Stands in for :class:`~artcam.runtime.tasks.Stylizer`; the server does the work."""
-
-    def __init__(self, url: str, model: str, style: int | str | None = 0, timeout_s: float = 30.0):
-        self.remote = RemoteModel(url, model, "stylize", timeout_s)
-        self.styles = list(self.remote.desc.get("styles", []))
-        self.meta = _RemoteMeta(model, "stylize", self.styles)
-        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self.split = self.remote.split
-        self._style: str | None = None
-        self.set_style(0 if style is None else style)
-
-    @property
-    def style_name(self) -> str:
-        if not self.styles:
-            return self.meta.name
-        s = self._style or "0"
-        return self.styles[int(s)] if s.isdigit() and int(s) < len(self.styles) else s
-
-    def set_style(self, style) -> None:
-        if not self.styles:
-            self._style = None
-            return
-        s = str(style)
-        if s.isdigit() and not 0 <= int(s) < len(self.styles):
-            raise InputError(f"style index {s} is out of range 0..{len(self.styles) - 1}")
-        if not s.isdigit() and "," not in s and ":" not in s and s not in self.styles:
-            raise InputError(f"unknown style {s!r}", f"this model has: {', '.join(self.styles)}")
-        self._style = s
-
-    def step_style(self, delta: int) -> None:
-        if self.styles:
-            cur = self.styles.index(self.style_name) if self.style_name in self.styles else 0
-            self._style = str((cur + delta) % len(self.styles))
-
-    def warmup(self, shape: tuple[int, int] = (480, 640)) -> None:
-        self.stylize(np.zeros((*shape, 3), np.uint8))
-        self.remote.reset_split()
-
-    def stylize(self, frame: np.ndarray) -> np.ndarray:
-        params = {"style": self._style} if self._style is not None else None
-        res, t = self.remote.infer(frame, params, ["image"])
-        t2 = time.perf_counter()
-        img = res.as_numpy("image")[0]
-        self.timing = {"pre": t["pre"], "infer": t["infer"], "post": (time.perf_counter() - t2) * 1e3}
-        self.last_split = {"server": t["server"], "network": t["network"]}
-        return img
-
-    def close(self) -> None:
-        self.remote.close()
-
-
-class RemoteClassifier:
-    """Stands in for :class:`~artcam.runtime.tasks.Classifier`; the server does the work."""
-
-    def __init__(self, url: str, model: str, top_k: int = 3, timeout_s: float = 30.0):
-        self.remote = RemoteModel(url, model, "classify", timeout_s)
-        self.heads = self.remote.desc.get("heads", [])
-        self.meta = _RemoteMeta(model, "classify")
-        self.top_k = top_k
-        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self.split = self.remote.split
-        self._outputs = [f"{h['key']}_{s}" for h in self.heads for s in ("labels", "probs")]
-
-    def warmup(self) -> None:
-        self.classify(np.zeros((240, 320, 3), np.uint8))
-        self.remote.reset_split()
-
-    def classify(self, frame: np.ndarray) -> list[Prediction]:
-        res, t = self.remote.infer(frame, {"top_k": int(self.top_k)}, self._outputs)
-        t2 = time.perf_counter()
-        preds = []
-        for h in self.heads:
-            labels = res.as_numpy(f"{h['key']}_labels").reshape(-1)
-            probs = res.as_numpy(f"{h['key']}_probs").reshape(-1)
-            preds.append(Prediction(h["head"], [b.decode() if isinstance(b, bytes) else str(b) for b in labels],
-                                    [float(p) for p in probs]))
-        self.timing = {"pre": t["pre"], "infer": t["infer"], "post": (time.perf_counter() - t2) * 1e3}
-        self.last_split = {"server": t["server"], "network": t["network"]}
-        return preds
-
-    def close(self) -> None:
-        self.remote.close()
-
-
-def remote_model_name(spec: str) -> str:
-    """What the server calls a model given as a name or a path: the file's stem for a path."""
-    from pathlib import Path
-
-    p = Path(spec)
-    return p.stem if p.suffix.lower() == ".onnx" else spec
-
-
-def remote_tasks(a) -> tuple[RemoteStylizer | None, RemoteClassifier | None]:
-    """``artcam live --remote URL``: the stylizer and classifier the arguments ask for, on the server.
-
-    ``--strength`` and ``--preserve-color`` are applied here to the picture the server returns;
-    ``--size`` and the backend flags belong to the server (``artcam serve --device/--threads``).
-    """
-    if getattr(a, "size", None):
-        raise InputError("--size does not apply with --remote", "the server stylizes frames at the size it gets them")
-    stylizer = classifier = None
-    try:
-        if a.style is not None:
-            stylizer = RemoteStylizer(a.remote, remote_model_name(a.style_model), style=a.style)
-            strength, keep = float(getattr(a, "strength", 1.0)), bool(getattr(a, "preserve_color", False))
-            if strength < 1.0 or keep:
-                stylizer = _Blended(stylizer, strength, keep)
-        if a.classify:
-            classifier = RemoteClassifier(a.remote, remote_model_name(a.classify), top_k=a.top_k)
-    except BaseException:
-        if stylizer is not None:
-            stylizer.close()
-        raise
-    return stylizer, classifier
-
-
-class _Blended:
-    """A remote stylizer whose picture is blended with the frame / given its colours, as locally."""
-
-    def __init__(self, inner: RemoteStylizer, strength: float, keep_color: bool):
-        self.inner, self.strength, self.keep_color = inner, strength, keep_color
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def stylize(self, frame: np.ndarray) -> np.ndarray:
-        from ..processing import blend, preserve_color
-
-        img = self.inner.stylize(frame)
-        if self.keep_color:
-            img = preserve_color(img, frame)
-        return blend(img, frame, self.strength)
-
-    def warmup(self, shape: tuple[int, int] = (480, 640)) -> None:
-        self.stylize(np.zeros((*shape, 3), np.uint8))
-        self.inner.remote.reset_split()

@@ -81,9 +81,11 @@ def test_parse_errors_list_what_is_available():
     assert "cuda-magic" in str(e.value) and "ort-cpu, ort-cuda, ort-trt, tensorrt, torch" in str(e.value)
     with pytest.raises(ArtcamError, match="fp32, fp16, int8"):
         mb.parse_choices("fp8", mb.PRECISIONS, "precision")
-    assert mb.parse_sizes("256,480x640") == [(256, 256), (480, 640)]
+    from artcam.runtime.sizes import parse_sizes
+
+    assert parse_sizes("256,480x640") == [(256, 256), (480, 640)]
     with pytest.raises(ArtcamError):
-        mb.parse_sizes("4x4x4")
+        parse_sizes("4x4x4")
 
 
 def test_benchmark_runs_skips_and_survives_bad_models(tmp_path):

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tiny_models as tm
 
-from artcam.benchmarks import pipeline_bench, pipeline_overhead, report
+from artcam.benchmarks import pipeline_bench, report
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))  # scripts, not installed
+import pipeline_overhead  # noqa: E402
 
 
 def _run(argv, capsys):

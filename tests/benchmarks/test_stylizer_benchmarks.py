@@ -68,7 +68,7 @@ def test_contact_sheet_and_speed_benchmark_run_on_any_stylizer(media, tmp_path):
     assert sheet.shape[1] == 3 * 40 and sheet.shape[0] == 2 * 32 + 18  # photo + 2 styles; caption strip on row 1
     pytest.importorskip("skimage", reason="--public reads scikit-image's sample photos (the demo extra)")
     assert contact_sheet.main(["-o", str(out), "--model", str(media["model"]), "--public", "--photos", photos[0],
-                               "--size", "80x64", "--tile", "40x32", "--json", str(tmp_path / "r.json")]) == 0
+                               "--imgsz", "64x80", "--tile-size", "32x40", "--json", str(tmp_path / "r.json")]) == 0
     assert cv2.imread(str(out)).shape[0] == 5 * 32 + 18  # astronaut, coffee, chelsea, rocket, then our photo
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["command"].startswith("python -m artcam.benchmarks.contact_sheet -o ")

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 from torch import nn  # noqa: E402
 
-from artcam.export import cli, parity  # noqa: E402
+from artcam.export import cli, parity, trainers  # noqa: E402
 from artcam.runtime.backends.onnxrt import make_session  # noqa: E402
 from artcam.runtime.errors import ArtcamError, InputError, ModelError  # noqa: E402
 from artcam.runtime.modelfile import (  # noqa: E402
@@ -92,7 +92,7 @@ def fake_trainer(monkeypatch):
     mod = types.ModuleType("artcam_test_tiny_trainer")
     mod.export_spec = _spec_stylizer
     monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    monkeypatch.setitem(cli.TRAINERS, "stylize", mod.__name__)
+    monkeypatch.setitem(trainers.TRAINERS, "stylize", mod.__name__)
     return mod
 
 

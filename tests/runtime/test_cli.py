@@ -109,6 +109,9 @@ def test_stylize_folder_keeps_names_and_counts_unreadable(zoo, tmp_path):
     stats = json.loads(p.stdout.strip().splitlines()[-1])
     assert stats["frames"] == 2 and stats["skipped"] == 1
     assert sorted(x.name for x in out.iterdir()) == ["x.jpg", "y.jpg"]
+    p = run(["stylize", str(src / "x.png"), "--style-model", "tiny_style", "-o", str(tmp_path / "one.png")], zoo)
+    assert p.stdout.strip() == f"wrote {tmp_path / 'one.png'}" and "FPS" not in p.stderr  # one picture: no speed
+    assert "fell back" not in p.stderr  # the default device on a machine without a GPU is not news
     p = run(["stylize", str(src / "x.png"), "--style-model", "tiny_style", "--style", "sepia", "-o",
              str(tmp_path / "o.png")], zoo, check=False)
     assert p.returncode == 2 and "unknown style 'sepia'" in p.stderr

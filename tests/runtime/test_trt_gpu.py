@@ -1,7 +1,7 @@
 """GPU checks: FP16 on a real GPU against the CPU emulation, ORT CUDA, and a real TensorRT engine.
 
 Each skips with its reason where CUDA, onnxruntime-gpu, TensorRT or cuda-python is missing
-(run them with `bash benchmarks/gpu_check.sh` on a GPU machine).
+(run them with `bash tools/gpu_check.sh` on a GPU machine).
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ import tritonclient.grpc as tg  # noqa: E402
 import tritonclient.http as th  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-from artcam.runtime.backends.remote import RemoteClassifier, RemoteError, RemoteModel, RemoteStylizer  # noqa: E402
+from artcam.runtime.backends.remote import RemoteError, RemoteModel  # noqa: E402
 from artcam.runtime.errors import InputError  # noqa: E402
 from artcam.runtime.loading import load_model  # noqa: E402
+from artcam.runtime.remote_tasks import RemoteClassifier, RemoteStylizer  # noqa: E402
 from artcam.runtime.sources import SampleSource  # noqa: E402
 from artcam.runtime.tasks import Classifier, Stylizer  # noqa: E402
 from artcam.serving.launch import ServerProcess  # noqa: E402

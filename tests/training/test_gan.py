@@ -27,7 +27,7 @@ from artcam.training.generate import (  # noqa: E402
     trim_letterbox,
 )
 
-TINY = ["--g-base", "8", "--d-base", "8", "--latent", "16", "--batch-size", "8"]
+TINY = ["net.g_base=8", "net.d_base=8", "net.latent=16", "train.batch_size=8"]
 
 
 def write_paintings(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
@@ -145,7 +145,7 @@ def test_too_few_images_is_a_clear_error(tmp_path):
     with pytest.raises(TrainingError, match=f"at least {MIN_IMAGES}"):
         find_paintings(tmp_path / "few", conditional=False)
     with pytest.raises(TrainingError, match=f"at least {MIN_IMAGES}"):
-        main(["--data", str(tmp_path / "few"), "--out", str(tmp_path / "o"), "--no-eval", *TINY])
+        main(["--data", str(tmp_path / "few"), "--out", str(tmp_path / "o"), "eval.enabled=false", *TINY])
 
 
 def test_conditional_needs_class_folders_and_enough_per_class(tmp_path):
@@ -157,11 +157,15 @@ def test_conditional_needs_class_folders_and_enough_per_class(tmp_path):
         find_paintings(tmp_path / "flat", conditional=True)
 
 
-def test_bad_cli_arguments_exit_2(tmp_path, painting_dir):
-    for bad in (["--diffaug", "rotate"], ["--seed", "abc"], ["--ema", "1.5"], ["--size", "96"]):
-        with pytest.raises(SystemExit) as e:
+def test_bad_recipe_values_are_clear_errors_exit_2(tmp_path, painting_dir):
+    for bad in (["train.diffaug=rotate"], ["train.seed=abc"], ["train.ema=1.5"], ["net.size=96"],
+                ["--diffaug", "rotate"]):  # the last: an old flag, still read
+        with pytest.raises(TrainingError) as e:
             main(["--data", str(painting_dir), "--out", str(tmp_path), *bad])
-        assert e.value.code == 2
+        assert e.value.exit_code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["--data", str(painting_dir), "--bogus"])
+    assert e.value.code == 2
 
 
 # --- training, resume, export ----------------------------------------------------------------
@@ -172,12 +176,12 @@ def _weights(path: Path) -> dict:
 
 
 def test_train_resume_matches_uninterrupted_run(tmp_path, painting_dir):
-    common = ["--data", str(painting_dir), "--conditional", "--no-eval", "--no-export", "--ckpt-every", "2",
-              "--sample-every", "3", *TINY]
-    assert main([*common, "--steps", "6", "--out", str(tmp_path / "straight")]) == 0
-    assert main([*common, "--steps", "4", "--out", str(tmp_path / "split")]) == 0
+    common = ["--data", str(painting_dir), "net.conditional=true", "eval.enabled=false", "--no-export",
+              "train.ckpt_every=2", "train.sample_every=3", *TINY]
+    assert main([*common, "train.steps=6", "--out", str(tmp_path / "straight")]) == 0
+    assert main([*common, "train.steps=4", "--out", str(tmp_path / "split")]) == 0
     assert load_checkpoint(tmp_path / "split" / "last.pt", "generate")["step"] == 4
-    assert main([*common, "--steps", "6", "--out", str(tmp_path / "split"),
+    assert main([*common, "train.steps=6", "--out", str(tmp_path / "split"),
                  "--resume", str(tmp_path / "split" / "last.pt")]) == 0
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "split" / "last.pt")
     assert load_checkpoint(tmp_path / "split" / "last.pt", "generate")["step"] == 6
@@ -192,9 +196,9 @@ def test_resume_refuses_other_kind_and_other_shape(tmp_path, painting_dir):
     with pytest.raises(TrainingError, match="classify"):
         main(["--data", str(painting_dir), "--out", str(tmp_path / "o"), "--resume", str(bogus), *TINY])
     out = tmp_path / "u"
-    main(["--data", str(painting_dir), "--out", str(out), "--steps", "1", "--no-eval", "--no-export", *TINY])
+    main(["--data", str(painting_dir), "--out", str(out), "train.steps=1", "eval.enabled=false", "--no-export", *TINY])
     with pytest.raises(TrainingError, match="conditional"):
-        main(["--data", str(painting_dir), "--conditional", "--out", str(out), "--steps", "2",
+        main(["--data", str(painting_dir), "net.conditional=true", "--out", str(out), "train.steps=2",
               "--resume", str(out / "last.pt"), *TINY])
 
 
@@ -202,8 +206,8 @@ def test_resume_refuses_other_kind_and_other_shape(tmp_path, painting_dir):
 def test_training_with_eval_amp_and_export(tmp_path, painting_dir):
     """Two steps with Frechet evaluation (untrained baseline + end), bf16 autocast on CPU, ONNX export."""
     out = tmp_path / "run"
-    rc = main(["--data", str(painting_dir), "--out", str(out), "--steps", "2", "--amp", "--eval-every", "0",
-               "--eval-samples", "8", "--eval-real", "16", *TINY])
+    rc = main(["--data", str(painting_dir), "--out", str(out), "train.steps=2", "train.amp=true", "--eval-every", "0",
+               "eval.samples=8", "eval.real=16", *TINY])
     assert rc == 0
     hist = json.loads((out / "fd_history.json").read_text())
     assert [h[0] for h in hist] == [0, 2] and all(np.isfinite(h[1]) and h[1] > 0 for h in hist)
@@ -214,7 +218,7 @@ def test_training_with_eval_amp_and_export(tmp_path, painting_dir):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, painting_dir) -> Path:
     out = tmp_path_factory.mktemp("ckpt")
-    main(["--data", str(painting_dir), "--conditional", "--out", str(out), "--steps", "2", "--no-eval",
+    main(["--data", str(painting_dir), "net.conditional=true", "--out", str(out), "train.steps=2", "eval.enabled=false",
           "--no-export", *TINY])
     return out / "last.pt"
 
@@ -286,7 +290,7 @@ def test_nearest_neighbour_check_flags_copies():
 @pytest.mark.slow  # two processes joined by gloo: about 10 s
 def test_ddp_two_processes_on_cpu(tmp_path, painting_dir, torchrun):
     out = tmp_path / "ddp"
-    r = torchrun("-m", "artcam.training.generate", "--data", str(painting_dir), "--conditional", "--steps", "2",
-                 "--no-eval", "--no-export", "--threads", "1", "--out", str(out), *TINY)
+    r = torchrun("-m", "artcam.training.generate", "--data", str(painting_dir), "net.conditional=true", "--steps", "2",
+                 "eval.enabled=false", "--no-export", "train.threads=1", "--out", str(out), *TINY)
     assert "device cpu x2" in r.stderr
     assert load_checkpoint(out / "last.pt", "generate")["step"] == 2

@@ -1,4 +1,4 @@
-"""The lent-GPU stylizer job: the pack (small, whole or absent) and the job script, dry-run on CPU."""
+"""The GPU stylizer job (tools/): the pack (small, whole or absent) and the job script, dry-run on CPU."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from artcam.runtime.modelfile import read_model_file
-from artcam.training import gpu_pack
 from artcam.training.common import TrainingError
 from artcam.training.perceptual import VGG19_ENV, vgg19_weights_file
 from artcam.training.recipe import load_recipe
 from artcam.training.stylize import SCHEMA
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))  # scripts, not installed
+import gpu_pack  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,7 +75,7 @@ def test_the_job_trains_teacher_then_student_from_the_pack(root, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "BATCH": "2", "OMP_NUM_THREADS": "1",
            "EXTRA": "train.steps=2 data.image_size=32 data.style_size=64 train.sample_every=0"}
-    p = subprocess.run(["bash", str(REPO / "training" / "gpu_stylizer.sh"), str(pack)], env=env,
+    p = subprocess.run(["bash", str(REPO / "tools" / "gpu_stylizer.sh"), str(pack)], env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     doc = json.loads((out / "summary.json").read_text())

@@ -208,8 +208,10 @@ def test_ctrl_c_leaves_a_resumable_state_and_publishes_nothing(media, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "artcam.runtime.cli", *map(str, args)], stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
-        line = proc.stderr.readline()  # the first progress line comes after the first step
-        assert "step" in line, line
+        line = ""
+        while "step" not in line:  # the first progress line comes after the first step
+            line = proc.stderr.readline()
+            assert line, "the run ended before its first step"
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)

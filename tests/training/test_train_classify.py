@@ -12,6 +12,7 @@ import torch
 
 from artcam.training import classify, datasets, make_classifier
 from artcam.training.common import TrainingError, load_checkpoint
+from artcam.training.efficientnet_lite import efficientnet_lite0
 
 CLASSES = ("dots", "stripes", "plain")
 
@@ -42,7 +43,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 def _train(tmp: Path, *extra: str, data: str | None = None, out: str = "run") -> Path:
-    argv = ["--data", data, "--out", str(tmp / out), "--device", "cpu", "--quiet", *extra]
+    argv = ["--data", data, "--out", str(tmp / out), "train.device=cpu", "--quiet", *extra]
     assert classify.main(argv) == 0
     return tmp / out
 
@@ -152,7 +153,7 @@ def test_cifar_python_batches(tmp_path):
 
 
 def test_seed_cnn_on_cifar_npz_learns_and_exports(tmp_path, cifar_npz):
-    out = _train(tmp_path, "--arch", "seed_cnn", "--epochs", "3", "--batch-size", "8", "--lr", "3e-3",
+    out = _train(tmp_path, "model.arch=seed_cnn", "train.epochs=3", "train.batch_size=8", "train.lr=3e-3",
                  data=f"cifar10:{cifar_npz}")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and len(metrics["history"]) == 3
@@ -170,11 +171,11 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path, "classify")["model"]
 
 
-@pytest.mark.parametrize("mix", [[], ["--mixup", "0.4", "--cutmix", "1.0"]], ids=["plain", "mixed"])
+@pytest.mark.parametrize("mix", [[], ["train.mixup=0.4", "train.cutmix=1.0"]], ids=["plain", "mixed"])
 def test_resume_is_exact(tmp_path, cifar_npz, mix):
-    common = ["--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3", *mix]
+    common = ["model.arch=seed_cnn", "train.epochs=2", "train.batch_size=8", "train.seed=3", *mix]
     full = _train(tmp_path, *common, data=f"cifar10:{cifar_npz}", out="full")
-    part = _train(tmp_path, *common, "--max-steps", "4", data=f"cifar10:{cifar_npz}", out="part")
+    part = _train(tmp_path, *common, "train.max_steps=4", data=f"cifar10:{cifar_npz}", out="part")
     assert load_checkpoint(part / "last.pt", "classify")["step"] == 4  # stopped mid-epoch (6 steps/epoch)
     _train(tmp_path, *common, "--resume", str(part / "last.pt"), data=f"cifar10:{cifar_npz}", out="part")
     a, b = _weights(full / "last.pt"), _weights(part / "last.pt")
@@ -186,7 +187,7 @@ def test_resume_is_exact(tmp_path, cifar_npz, mix):
 
 def test_killed_mid_epoch_resumes_from_the_periodic_checkpoint(tmp_path, cifar_npz, monkeypatch):
     """--ckpt-every-steps writes last.pt mid-epoch; a run killed later resumes there and ends as an unkilled one."""
-    common = ["--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3", "--ckpt-every-steps", "2"]
+    common = ["model.arch=seed_cnn", "train.epochs=2", "train.batch_size=8", "train.seed=3", "train.ckpt_every=2"]
     full = _train(tmp_path, *common, data=f"cifar10:{cifar_npz}", out="full")
     real = classify.mix_batch
 
@@ -223,7 +224,7 @@ def test_ctrl_c_mid_epoch_finishes_the_step_and_saves_it(tmp_path, cifar_npz, mo
 
     monkeypatch.setattr(classify, "mix_batch", ctrl_c_at_step_5)
     with pytest.raises(Interrupted, match=r"stopped after step 5; resume with --resume .*last\.pt"):
-        _train(tmp_path, "--arch", "seed_cnn", "--epochs", "2", "--batch-size", "8", "--seed", "3",
+        _train(tmp_path, "model.arch=seed_cnn", "train.epochs=2", "train.batch_size=8", "train.seed=3",
                data=f"cifar10:{cifar_npz}", out="part")
     assert load_checkpoint(tmp_path / "part" / "last.pt", "classify")["step"] == 5
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -256,33 +257,33 @@ def test_mix_batch_mixup_and_cutmix():
 
 def test_negative_mix_alpha_is_refused(tmp_path, cifar_npz):
     with pytest.raises(TrainingError, match="mixup"):
-        _train(tmp_path, "--arch", "seed_cnn", "--epochs", "1", "--batch-size", "8", "--mixup", "-1",
+        _train(tmp_path, "model.arch=seed_cnn", "train.epochs=1", "train.batch_size=8", "train.mixup=-1",
                data=f"cifar10:{cifar_npz}")
 
 
 def test_resume_with_other_arch_is_refused(tmp_path, cifar_npz):
-    out = _train(tmp_path, "--arch", "seed_cnn", "--epochs", "1", "--batch-size", "8", "--max-steps", "1",
+    out = _train(tmp_path, "model.arch=seed_cnn", "train.epochs=1", "train.batch_size=8", "train.max_steps=1",
                  data=f"cifar10:{cifar_npz}")
     with pytest.raises(TrainingError, match="seed_cnn"):
-        classify.main(["--data", f"cifar10:{cifar_npz}", "--arch", "efficientnet_lite0", "--img-size", "32",
-                       "--resume", str(out / "last.pt"), "--out", str(tmp_path / "x"), "--device", "cpu", "--quiet"])
+        classify.main(["--data", f"cifar10:{cifar_npz}", "model.arch=efficientnet_lite0", "model.img_size=32",
+                       "--resume", str(out / "last.pt"), "--out", str(tmp_path / "x"), "train.device=cpu", "--quiet"])
 
 
 def test_nan_loss_stops_and_keeps_last_good(tmp_path, cifar_npz):
     with pytest.raises(TrainingError, match="loss became"):
-        _train(tmp_path, "--arch", "seed_cnn", "--epochs", "1", "--batch-size", "8", "--lr", "1e30",
-               "--label-smoothing", "0", data=f"cifar10:{cifar_npz}")
+        _train(tmp_path, "model.arch=seed_cnn", "train.epochs=1", "train.batch_size=8", "train.lr=1e30",
+               "train.label_smoothing=0", data=f"cifar10:{cifar_npz}")
 
 
 def test_efficientnet_two_heads_on_folder_export_parity(tmp_path, folder):
     """Fine-tune the last block at 32 px with distillation; the export keeps both heads within 1e-4."""
-    out = _train(tmp_path, "--arch", "efficientnet_lite0", "--head", "gram", "--img-size", "32", "--epochs", "1",
-                 "--batch-size", "6", "--train-blocks", "1", "--val-split", "0.25", data=str(folder))
+    out = _train(tmp_path, "model.arch=efficientnet_lite0", "model.head=gram", "model.img_size=32", "train.epochs=1",
+                 "train.batch_size=6", "train.train_blocks=1", "data.val_split=0.25", data=str(folder))
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["skipped"]) == 1
     assert 0.0 <= metrics["history"][0]["objects_agreement"] <= 1.0
     ckpt = load_checkpoint(out / "best.pt", "classify", "efficientnet_lite0")
-    pretrained = classify.efficientnet_lite0(pretrained=True).state_dict()
+    pretrained = efficientnet_lite0(pretrained=True).state_dict()
     torch.testing.assert_close(ckpt["model"]["backbone._fc.weight"], pretrained["_fc.weight"])  # objects frozen
     torch.testing.assert_close(ckpt["model"]["backbone._blocks.3._project_conv.weight"],
                                pretrained["_blocks.3._project_conv.weight"])  # frozen block
@@ -305,12 +306,12 @@ def test_efficientnet_two_heads_on_folder_export_parity(tmp_path, folder):
 def test_features_and_fit_on_a_fine_tuned_backbone(tmp_path, folder):
     """`make_classifier features --backbone CKPT` reads the fine-tuned backbone, and `fit` ships that backbone."""
 
-    out = _train(tmp_path, "--arch", "efficientnet_lite0", "--head", "pooled", "--img-size", "32", "--epochs", "1",
-                 "--batch-size", "6", "--train-blocks", "1", "--val-split", "0.25", "--lr", "3e-2",
-                 "--backbone-lr-scale", "1", "--no-export", data=str(folder))
+    out = _train(tmp_path, "model.arch=efficientnet_lite0", "model.head=pooled", "model.img_size=32", "train.epochs=1",
+                 "train.batch_size=6", "train.train_blocks=1", "data.val_split=0.25", "train.lr=3e-2",
+                 "train.backbone_lr_scale=1", "--no-export", data=str(folder))
     tuned = load_checkpoint(out / "best.pt", "classify", "efficientnet_lite0")["model"]
     key = "backbone._blocks.15._project_conv.weight"
-    assert not torch.equal(tuned[key], classify.efficientnet_lite0(pretrained=True).state_dict()[key[9:]])
+    assert not torch.equal(tuned[key], efficientnet_lite0(pretrained=True).state_dict()[key[9:]])
     images = datasets.load_folder(folder, 224, 0.25, 0).val.images[:3]
     frozen = make_classifier.compute_features(images, 0.875, False, log=lambda *a: None)
     adapted = make_classifier.compute_features(images, 0.875, False, log=lambda *a: None, backbone=out / "best.pt")
@@ -331,25 +332,25 @@ def test_features_and_fit_on_a_fine_tuned_backbone(tmp_path, folder):
 
 def test_init_from_a_fitted_head_then_fine_tune(tmp_path, folder):
     """Linear probe, then fine-tune from it: the head starts where the probe ended; a mismatch is refused."""
-    common = ["--arch", "efficientnet_lite0", "--head", "stats", "--img-size", "32", "--batch-size", "6",
-              "--val-split", "0.25"]
-    probe = _train(tmp_path, *common, "--epochs", "1", "--freeze-backbone", data=str(folder), out="probe")
+    common = ["model.arch=efficientnet_lite0", "model.head=stats", "model.img_size=32", "train.batch_size=6",
+              "data.val_split=0.25"]
+    probe = _train(tmp_path, *common, "train.epochs=1", "train.freeze_backbone=true", data=str(folder), out="probe")
     first = load_checkpoint(probe / "last.pt", "classify", "efficientnet_lite0")
-    ft = _train(tmp_path, *common, "--epochs", "1", "--train-blocks", "1", "--init", str(probe / "last.pt"),
-                "--max-steps", "1", "--lr", "0", "--no-export", data=str(folder), out="ft")  # lr 0: weights as loaded
+    ft = _train(tmp_path, *common, "train.epochs=1", "train.train_blocks=1", "--init", str(probe / "last.pt"),
+                "train.max_steps=1", "train.lr=0", "--no-export", data=str(folder), out="ft")  # lr 0: weights as loaded
     start = load_checkpoint(ft / "last.pt", "classify", "efficientnet_lite0")
     torch.testing.assert_close(start["model"]["fc.weight"], first["model"]["fc.weight"])
     # the fitted head's standardisation is kept, not re-estimated from fine-tuning batches
     torch.testing.assert_close(start["model"]["norm.running_var"], first["model"]["norm.running_var"])
     assert start["step"] == 1 and start["provenance"]["init_from"]["command"].startswith("artcam train classify")
     with pytest.raises(TrainingError, match="head"):
-        _train(tmp_path, *[a if a != "stats" else "gram" for a in common], "--init", str(probe / "last.pt"),
+        _train(tmp_path, *[a.replace("model.head=stats", "model.head=gram") for a in common], "--init", str(probe / "last.pt"),
                data=str(folder), out="bad")
 
 @pytest.mark.slow
 def test_ddp_two_processes_gloo(tmp_path, cifar_npz, torchrun):
-    torchrun("-m", "artcam.runtime.cli", "train", "classify", "--data", f"cifar10:{cifar_npz}", "--arch", "seed_cnn",
-             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "ddp"), "--quiet",
+    torchrun("-m", "artcam.runtime.cli", "train", "classify", "--data", f"cifar10:{cifar_npz}", "model.arch=seed_cnn",
+             "train.epochs=1", "train.batch_size=8", "train.device=cpu", "--out", str(tmp_path / "ddp"), "--quiet",
              "--no-export", timeout=240)
     ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt", "classify", "seed_cnn")
     assert ckpt["step"] == 6 and len(ckpt["history"]) == 1

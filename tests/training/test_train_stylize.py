@@ -102,9 +102,10 @@ def test_train_resume_and_export(data, tmp_path):
 
 
 def test_shipped_recipes_load_and_name_public_domain_paintings():
-    from artcam.training.recipe import RECIPE_DIR, load_recipe
+    from artcam.training.recipe import load_recipe
+    from artcam.training.skeleton import recipes_for
 
-    names = sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+    names = recipes_for(stylize.SCHEMA)
     assert names == ["stylizer_nano", "stylizer_teacher"]
     for n in names:
         r = load_recipe(n, stylize.SCHEMA)

@@ -1,14 +1,16 @@
 """One-off: the loss terms (content, Gram) of a teacher's output vs the photo-start pixel optimum under the same loss.
-Usage (from the repo root): python docs/experiments/teacher_vs_optimum.py [TEACHER.pt]"""
+Usage (from the repo root): python tools/experiments/teacher_vs_optimum.py [TEACHER.pt]"""
 import sys
 from pathlib import Path
 
 import torch
 
 from artcam.training.common import load_checkpoint
-from artcam.training.distill_gap import photos
 from artcam.training.perceptual import DEFAULT_LAYERS, StyleGrams, build_loss_network, total_variation
 from artcam.training.stylize import KIND, load_rgb01, model_from_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/, for distill_gap
+from distill_gap import photos  # noqa: E402
 
 torch.set_num_threads(2)
 STY = ["the_scream", "starry_night"]; root = Path("../shared/data/styles")

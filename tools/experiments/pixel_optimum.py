@@ -1,6 +1,6 @@
 """One-off: the loss's pixel optimum (L-BFGS on the pixels from the photo) under EfficientNet-Lite0 and VGG-19,
 beside the teacher and the peer's arbitrary model, at 256x192. Usage (from the repo root, data beside it):
-python docs/experiments/pixel_optimum.py OUT.jpg STYLE,STYLE PHOTO_IDX,.. vgg19:1[:STYLE_LONG] ck=TEACHER.pt peer
+python tools/experiments/pixel_optimum.py OUT.jpg STYLE,STYLE PHOTO_IDX,.. vgg19:1[:STYLE_LONG] ck=TEACHER.pt peer
 T=threads; INIT=noise starts from uniform noise instead of the photo."""
 import os
 import sys
@@ -11,9 +11,11 @@ import cv2
 import numpy as np
 import torch
 
-from artcam.training.distill_gap import photos
 from artcam.training.perceptual import DEFAULT_LAYERS, StyleGrams, build_loss_network, total_variation
 from artcam.training.stylize import load_rgb01
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/, for distill_gap
+from distill_gap import photos  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("T", "2")))
 STY = sys.argv[2].split(",")

@@ -1,12 +1,12 @@
-"""Pack what a stylizer recipe trains on into one small folder, for a lent GPU machine without pip or our data.
+"""Pack what a stylizer recipe trains on into one small folder, for a GPU box without network or our data.
 
-A lent machine gets the tracked tree plus up to 64 MiB of carried files in all, and cannot reach a package
-registry. The tracked tree is about 30 MB, so the photos travel as WebP copies with their short side cut to
-what the training crops use (crops of image_size + 2 margins, scaled up to 1.6×: 288 px covers the shipped
-recipes), the recipe's paintings as JPEG at their Gram scale, and VGG-19's weights as a plain file
-(``$ARTCAM_VGG19_WEIGHTS`` on the other side). ``training/gpu_stylizer.sh`` trains from the folder.
+Such a box may take only a small upload beside the source tree and cannot reach a package registry
+(``--budget-mb`` caps the pack, 32 MiB by default). So the photos travel as WebP copies with their short side
+cut to what the training crops use (crops of image_size + 2 margins, scaled up to 1.6×: 288 px covers the
+shipped recipes), the recipe's paintings as JPEG at their Gram scale, and VGG-19's weights as a plain file
+(``$ARTCAM_VGG19_WEIGHTS`` on the other side). ``tools/gpu_stylizer.sh`` trains from the folder.
 
-    python -m artcam.training.gpu_pack --out runs/gpu_pack --init runs/dvgg/last.pt
+    python tools/gpu_pack.py --out runs/gpu_pack --init runs/dvgg/last.pt
 
 The folder is published whole or not at all; unreadable photos are skipped and counted.
 """
@@ -84,7 +84,7 @@ def pack(recipes: list[str], out: Path, root: str, short_side: int, quality: int
                "source": str(Path(data["root"]).resolve()), "command": list(command)}
         if size > budget_mb * 2**20:
             raise TrainingError(f"the pack is {size / 2**20:.1f} MiB, over --budget-mb {budget_mb:g}",
-                                "lower --short-side or --quality (the tracked tree travels too: 64 MiB in all)")
+                                "lower --short-side or --quality (the source tree travels too)")
         (tmp / MANIFEST).write_text(json.dumps(doc, indent=1))
         os.replace(tmp, out)
     except BaseException:
@@ -94,8 +94,8 @@ def pack(recipes: list[str], out: Path, root: str, short_side: int, quality: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgParser(prog="python -m artcam.training.gpu_pack", description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="folder to create (carry it to the GPU machine)")
+    p = ArgParser(prog="python tools/gpu_pack.py", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="folder to create (copy it to the GPU box)")
     p.add_argument("--recipe", nargs="+", default=["stylizer_teacher", "stylizer_nano"],
                    help="recipes whose photos and paintings to pack (default: teacher and student)")
     p.add_argument("--data", default="", help="data root (default: $ARTCAM_DATA, else ../shared/data)")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", default="", help="a trained teacher checkpoint (copied; the job then skips it)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides (e.g. data.exclude=[...])")
     a = p.parse_intermixed_args(argv)
-    command = ["python", "-m", "artcam.training.gpu_pack", *(sys.argv[1:] if argv is None else argv)]
+    command = ["python", "tools/gpu_pack.py", *(sys.argv[1:] if argv is None else argv)]
     doc = pack(a.recipe, Path(a.out), a.data, a.short_side, a.quality, a.budget_mb, a.init, a.teacher, a.overrides,
                command)
     print(f"packed {doc['photos']} photos ({doc['photos_skipped']} unreadable, skipped), {len(doc['paintings'])} "

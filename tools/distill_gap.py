@@ -1,6 +1,6 @@
 """How far a student stylizer is from its teacher, next to yardsticks that say what the distance means.
 
-    python -m artcam.training.distill_gap NAME=CHECKPOINT... [--teacher runs/stylizer_teacher/last.pt]
+    python tools/distill_gap.py NAME=CHECKPOINT... [--teacher runs/stylizer_teacher/last.pt]
 
 On scikit-image's four public photos (never used in training) at 320x240, for every style: the
 distillation error (feature MSE at the loss network's distill taps, VGG-19 relu1_1..4_1 by default or
@@ -67,7 +67,7 @@ def gaps(teacher, students: dict, x: torch.Tensor, lossnet, taps: tuple[str, ...
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgParser(prog="python -m artcam.training.distill_gap", description=__doc__.split("\n\n")[0])
+    p = ArgParser(prog="python tools/distill_gap.py", description=__doc__.split("\n\n")[0])
     p.add_argument("students", nargs="+", help="NAME=CHECKPOINT of each student")
     p.add_argument("--teacher", default="runs/stylizer_teacher/last.pt")
     p.add_argument("--net", default="vgg19", choices=sorted(TAPS), help="loss network whose taps measure the gap")

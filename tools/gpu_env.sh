@@ -1,4 +1,4 @@
-# Sourced by the scripts run on a lent GPU machine (training/gpu_stylizer.sh, benchmarks/gpu_check.sh):
+# Sourced by the scripts run on a GPU box without network (tools/gpu_stylizer.sh, tools/gpu_check.sh):
 # makes `artcam` importable there without a package registry. Needs REPO, WORK (a scratch folder) and PY;
 # sets INSTALL to what it did. ARTCAM_FORCE_SHIM=1 skips the first two ways (to test the third).
 INSTALL="none"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Train the stylizer's teacher, then its real-time student, on a lent GPU machine, in one prepared call.
+# Train the stylizer's teacher, then its real-time student, on a GPU box without network, in one call.
 #
-#   here:   python -m artcam.training.gpu_pack --out runs/gpu_pack --init runs/dvgg/last.pt
-#   there:  bash training/gpu_stylizer.sh runs/gpu_pack          (carry runs/gpu_pack; results in $OUT)
+#   here:   python tools/gpu_pack.py --out runs/gpu_pack --init runs/dvgg/last.pt
+#   there:  bash tools/gpu_stylizer.sh runs/gpu_pack          (copy runs/gpu_pack there; results in $OUT)
 #
 # The shipped recipes (training/recipes/stylizer_teacher.toml, stylizer_nano.toml) run unchanged except for
 # what a GPU changes: minutes, batch size. Each run stops on its own clock and checkpoints as it goes, so the
@@ -22,7 +22,7 @@ WORK="$(mktemp -d /tmp/artcam-gpu-stylizer.XXXXXX)"
 PY="${PYTHON:-python3}"
 cd "$REPO" || exit 1
 T0=$(date +%s)
-. "$REPO/training/gpu_env.sh"
+. "$REPO/tools/gpu_env.sh"
 export ARTCAM_VGG19_WEIGHTS="$PACK/vgg19.bin"
 read -r -a extra <<<"${EXTRA:-}"
 common=(data.root="$PACK" train.batch_size="${BATCH:-16}" "${extra[@]}")

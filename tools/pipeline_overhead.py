@@ -2,10 +2,10 @@
 
 Alternates, in one run, (A) iterating the source alone and (B) the full pipeline (capture thread,
 pre-processing, an identity stylizer in ONNX Runtime, post-processing, null sink) over the same
-number of frames, and reports B/A throughput per round (median, quartiles, min/max). Issue 2 is
-done when the median ratio is at least 0.90.
+number of frames, and reports B/A throughput per round (median, quartiles, min/max); a median
+ratio of 0.90 or more means the pipeline keeps up.
 
-    python -m artcam.benchmarks.pipeline_overhead [--source sample] [--frames 150] [--rounds 5] [--json]
+    python tools/pipeline_overhead.py [--source sample] [--frames 150] [--rounds 5] [--json]
 
 Building the identity model needs the ``onnx`` package (export extra); the runtime does not.
 """
@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from artcam.benchmarks import envinfo, report, stats
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
-
-from . import envinfo, report, stats
 
 TARGET_RATIO = 0.90
 
@@ -84,12 +83,11 @@ def _pipeline(open_src, processor, frames: int, stage_ms: dict | None = None) ->
 def measure(source: str = "sample", frames: int = 150, rounds: int = 5, size=(480, 640), threads: int = 0,
             fps: float | None = None, log=lambda m: print(m, file=sys.stderr)) -> dict:
     """``fps=None``: both sides as fast as they go (the strict test); else the source is paced like a camera."""
+    from artcam.benchmarks.pipeline_bench import TimedSource
     from artcam.runtime.loading import load_model
     from artcam.runtime.pipeline import FrameProcessor
     from artcam.runtime.sources import open_source
     from artcam.runtime.tasks import Stylizer
-
-    from .pipeline_bench import TimedSource
 
     def open_src():
         src = open_source(source, size=size, frames=frames if source.startswith("sample") else None, live=False)
@@ -132,7 +130,7 @@ def measure(source: str = "sample", frames: int = 150, rounds: int = 5, size=(48
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = ArgParser(prog="python -m artcam.benchmarks.pipeline_overhead", description=__doc__.split("\n\n")[0])
+    p = ArgParser(prog="python tools/pipeline_overhead.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="sample", help="sample (default) or a video / image folder")
     p.add_argument("--frames", type=int, default=150, help="frames per round and side (default 150)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
@@ -142,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="pace the source at this rate like a camera (default: unpaced, as fast as it goes)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    from .model_bench import parse_sizes
+    from artcam.runtime.sizes import parse_sizes
 
     try:
         doc = measure(a.source, a.frames, a.rounds, parse_sizes(a.size)[0], a.threads, a.fps)

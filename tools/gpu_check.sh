@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One prepared GPU check for a lent machine (PyTorch + CUDA, maybe no TensorRT, no package registry).
+# One prepared GPU check for a GPU box without network (PyTorch + CUDA, maybe no TensorRT, no package registry).
 #
-#   bash benchmarks/gpu_check.sh                 # on the GPU machine, from the repo root
-#   ARTCAM_GPU_CHECK_CPU=1 bash benchmarks/gpu_check.sh   # quick dry run on CPU (tiny sizes)
+#   bash tools/gpu_check.sh                 # on the GPU machine, from the repo root
+#   ARTCAM_GPU_CHECK_CPU=1 bash tools/gpu_check.sh   # quick dry run on CPU (tiny sizes)
 #
 # Makes artcam importable (editable install without deps, else a namespace shim on PYTHONPATH),
 # runs the @pytest.mark.gpu tests, then benchmarks, and writes ONE JSON report to
@@ -17,7 +17,7 @@ cd "$REPO" || exit 1
 T0=$(date +%s)
 
 # 1. importable artcam -----------------------------------------------------------------------------
-. "$REPO/training/gpu_env.sh"
+. "$REPO/tools/gpu_env.sh"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"  # for `tests.*` imports
 
 # 2. GPU tests (skip themselves without CUDA/TensorRT) -----------------------------------------------
