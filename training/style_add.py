@@ -292,8 +292,7 @@ class Eta:
 
 def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: str = "", minutes: float = 8.0,
               steps: int = 0, photos: list[str] | None = None, resume: bool = False, seed: int = 0,
-              loss_net: str = "vgg19", crop: int = CROP, lr: float = LR, start: str = "nearest", device: str = "cpu",
-              argv: list[str] | None = None) -> Path:
+              loss_net: str = "vgg19", crop: int = CROP, lr: float = LR, start: str = "nearest", device: str = "cpu", argv: list[str] | None = None) -> Path:
     """Learn ``painting`` as a new style and publish ``$ARTCAM_MODELS/INTO.onnx``; returns that path."""
     if minutes <= 0 and steps <= 0:
         raise InputError("--minutes must be > 0", "e.g. --minutes 8")
@@ -359,7 +358,7 @@ def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: 
             t.grams = g
     taps = sorted({k for t in terms for k in t.taps})
     content_taps = sorted({k for t in terms for k in t.content_taps})
-    crops = ContentCrops(photo_paths, crop, margin=0)
+    crops = ContentCrops(photo_paths, crop, margin=0)  # the photo scale the shipped styles were trained at
     sampler = torch.utils.data.RandomSampler(crops, replacement=True, num_samples=10**9)
     batches = infinite(torch.utils.data.DataLoader(crops, batch_size=BATCH, sampler=sampler, drop_last=True))
     amp = dev.type == "cpu" or (dev.type == "cuda" and torch.cuda.is_bf16_supported())
