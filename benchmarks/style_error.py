@@ -77,8 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
     errs = style_errors(args.model, [read_image(f) for f in files], paintings, (w, h))
     figures = {k: {"mean": float(np.mean(v)), "median": float(np.median(v))} for k, v in errs.items()}
+    added = set(meta.provenance.get("added", {}))  # styles learned by `artcam style add`
+    summary = {}
+    for group, names in (("added", [k for k in figures if k in added]), ("trained", [k for k in figures if k not in added])):
+        if names:
+            means = [figures[k]["mean"] for k in names]
+            summary[group] = {"styles": names, "min": min(means), "max": max(means), "median": float(np.median(means))}
+            print(f"{group:8s} {len(names)} styles: {min(means):.3f}-{max(means):.3f} (median {np.median(means):.3f})",
+                  file=sys.stderr)
     write_result(args.json, {"model": str(args.model), "photos": [str(f) for f in files], "size": [w, h],
-                             "styles": figures}, p.prog, argv)
+                             "styles": figures, "summary": summary}, p.prog, argv)
     return 0
 
 
