@@ -1,0 +1,112 @@
+"""Issue 46, the CLI side: failed writes never published, user-sized options bounded before allocation,
+one exit code per mistake, the input never overwritten by accident, stalled network sources.
+
+Real subprocesses on real files. A full disk is a file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored
+so a write fails with EFBIG as it fails with ENOSPC on a full disk) set in the child only.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import tiny_models as tm
+from test_reliability import TINY, _env, _one_line_error, _partials, artcam, record
+
+from artcam.runtime.fileio import write_image
+
+pytestmark = pytest.mark.reliability
+
+GEN = "tiny_gen"
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    tm.stylizer(d / f"{TINY}.onnx", styles=("warm", "cool"))
+    tm.generator(d / f"{GEN}.onnx", latent=8, size=16)
+    return d
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """Inputs that do not compress: a video, an image and a folder of images (outputs of tens of KB)."""
+    d = tmp_path_factory.mktemp("noisy")
+    rng = np.random.default_rng(0)
+    w = cv2.VideoWriter(str(d / "noise.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (160, 120))
+    for _ in range(60):
+        w.write(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    w.release()
+    write_image(d / "noise.png", rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    (d / "folder").mkdir()
+    for i in range(5):
+        write_image(d / "folder" / f"{i}.png", rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    return d
+
+
+def _file_size_limit(limit: int):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def artcam_limited(args, zoo, limit: int, timeout=120):
+    """``artcam ARGS`` with every file it writes capped at ``limit`` bytes (a disk that fills up)."""
+    cmd = [sys.executable, "-m", "artcam.runtime.cli", *map(str, args)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=_env(zoo), timeout=timeout,
+                           preexec_fn=_file_size_limit(limit))
+    except subprocess.TimeoutExpired:
+        record(args, hang=True)
+        raise
+    return record(args, p)
+
+
+# --- 1. a failed write is never published as success ---------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".avi", ".mp4", ".mkv"])
+def test_video_written_to_a_full_disk_exits_2_and_publishes_nothing(zoo, noisy, tmp_path, ext):
+    out = tmp_path / f"styled{ext}"
+    p = artcam_limited(["stylize", noisy / "noise.avi", "--style-model", TINY, "-o", out], zoo, limit=60_000)
+    _one_line_error(p, 2, f"cannot write video {out}")
+    assert "Failed to write frame" not in p.stderr  # one line, not a warning per frame
+    assert not out.exists() and _partials(tmp_path) == []
+    # the previous file stays as it was
+    out.write_bytes(b"previous")
+    p = artcam_limited(["stylize", noisy / "noise.avi", "--style-model", TINY, "-o", out], zoo, limit=60_000)
+    assert p.returncode == 2 and out.read_bytes() == b"previous"
+    # and with room, the same run publishes a video with every frame
+    p = artcam(["stylize", noisy / "noise.avi", "--style-model", TINY, "-o", out], zoo)
+    assert p.returncode == 0, p.stderr
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+
+
+def test_live_recording_to_a_full_disk_exits_2(zoo, tmp_path):
+    out = tmp_path / "rec.avi"
+    p = artcam_limited(["live", "--source", "sample", "--source-size", "120x160", "--style-model", TINY,
+                        "--frames", "60", "-o", out], zoo, limit=30_000)
+    _one_line_error(p, 2, "cannot write video")
+    assert not out.exists() and _partials(tmp_path) == []
+
+
+def test_image_and_folder_on_a_full_disk_exit_2(zoo, noisy, tmp_path):
+    out = tmp_path / "one.png"
+    p = artcam_limited(["stylize", noisy / "noise.png", "--style-model", TINY, "-o", out], zoo, limit=4_000)
+    _one_line_error(p, 2, f"cannot write {out}")
+    assert not out.exists() and _partials(tmp_path) == []
+    folder = tmp_path / "out"
+    p = artcam_limited(["stylize", noisy / "folder", "--style-model", TINY, "-o", folder], zoo, limit=4_000)
+    _one_line_error(p, 2, "cannot write")
+    assert list(folder.iterdir()) == []  # no image half-written under its final name
+    grid = tmp_path / "grid.png"
+    p = artcam_limited(["generate", "--model", GEN, "-n", "16", "--scale", "4", "-o", grid], zoo, limit=2_000)
+    _one_line_error(p, 2, f"cannot write {grid}")
+    assert not grid.exists() and _partials(tmp_path) == []
