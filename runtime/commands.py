@@ -497,8 +497,12 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--scale", type=_int_at_least(1), default=2, help="upscale each image by this factor in the grid")
     add_backend_args(p)
     a = p.parse_args(argv)
-    if a.n < 1:
-        raise InputError("-n must be at least 1")
+    from .fileio import check_image_path, write_image
+
+    out = Path(a.output)
+    grid = bool(out.suffix) and not out.is_dir()
+    if grid:  # refused before the model loads, in the words stylize uses
+        check_image_path(out)
     gen = Generator(_load(a.model, "generate", a))
     try:
         imgs = gen.generate(gen.sample_latents(a.n, a.seed), a.cls)
@@ -506,12 +510,9 @@ def generate_main(argv: list[str]) -> int:
         gen.close()
     import cv2
 
-    from .fileio import write_image
-
     imgs = [cv2.resize(i, None, fx=a.scale, fy=a.scale, interpolation=cv2.INTER_CUBIC) if a.scale > 1 else i
             for i in imgs]
-    out = Path(a.output)
-    if out.suffix:
+    if grid:
         from .latent_walk import make_grid
 
         write_image(out, make_grid(np.stack(imgs), int(np.ceil(np.sqrt(len(imgs)))), pad=4, pad_value=255))

@@ -110,3 +110,21 @@ def test_image_and_folder_on_a_full_disk_exit_2(zoo, noisy, tmp_path):
     p = artcam_limited(["generate", "--model", GEN, "-n", "16", "--scale", "4", "-o", grid], zoo, limit=2_000)
     _one_line_error(p, 2, f"cannot write {grid}")
     assert not grid.exists() and _partials(tmp_path) == []
+
+
+# --- 3. the same mistake gets the same code ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["generate", "--model", GEN], ["stylize", "{img}", "--style-model", TINY]])
+@pytest.mark.parametrize("name", ["grid.xyz", "grid.mp3", "grid.JPG2"])
+def test_unknown_output_extension_is_exit_2_for_every_command(zoo, noisy, tmp_path, command, name):
+    out = tmp_path / name
+    args = [str(noisy / "noise.png") if c == "{img}" else c for c in command]
+    p = artcam([*args, "-o", out], zoo)
+    _one_line_error(p, 2, "unknown output type")
+    assert not out.exists() and _partials(tmp_path) == []
+
+
+def test_generate_grid_as_a_video_name_is_refused_before_the_model_loads(zoo, tmp_path):
+    p = artcam(["generate", "--model", "no_such_model", "-o", tmp_path / "grid.mp4"], zoo)
+    _one_line_error(p, 2, "unknown output type '.mp4'")  # the output is checked first
