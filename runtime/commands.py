@@ -16,6 +16,7 @@ from . import sinks as S
 from .cli import ArgParser
 from .errors import ArtcamError, InputError, Interrupted
 from .loading import ForeignFlags, load_model
+from .overwrite import add_overwrite_arg, refuse_input_as_output
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
@@ -238,6 +239,7 @@ def live_main(argv: list[str]) -> int:
     g.add_argument("--max-clients", type=_positive_int, default=4,
                    help="most concurrent streams; more get 503 (default: 4)")
     p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
+    add_overwrite_arg(p)
     p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many output frames")
     p.add_argument("--duration-s", type=_positive_float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -253,6 +255,7 @@ def live_main(argv: list[str]) -> int:
     source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
     processor = None
     try:
+        refuse_input_as_output(source, a.output, a.overwrite_input)
         sink = open_sink_or_null(a.output, hud=a.hud, token=a.token, max_clients=a.max_clients)
         if a.remote:  # the models run on the server (artcam.runtime.backends.remote)
             from .backends.remote import remote_tasks
@@ -364,6 +367,7 @@ def demo_main(argv: list[str]) -> int:
                    help="process every frame as fast as possible (default: paced like a 30 FPS camera, "
                         "stale frames dropped, so latency is capture-to-output)")
     p.add_argument("--json", action="store_true")
+    add_overwrite_arg(p)
     add_backend_args(p)
     a = p.parse_args(argv)
     a.strength, a.preserve_color, a.size = 1.0, False, None
@@ -384,6 +388,11 @@ def demo_main(argv: list[str]) -> int:
         live = not a.every_frame
         try:
             source = open_source(a.source, size=a.source_size, frames=None if live else a.frames, live=live)
+            try:
+                refuse_input_as_output(source, a.output, a.overwrite_input)
+            except BaseException:
+                source.close()
+                raise
         except BaseException:
             sink.abort()
             raise
@@ -416,6 +425,7 @@ def stylize_main(argv: list[str]) -> int:
     add_stylize_args(p)
     p.add_argument("--model", dest="style_model_alias", help="same as --style-model")
     p.add_argument("-o", "--output", help="output image, folder or video")
+    add_overwrite_arg(p)
     p.add_argument("--frames", type=_positive_int, default=None)
     p.add_argument("--duration-s", type=_positive_float, default=None)
     p.add_argument("--json", action="store_true")
@@ -427,6 +437,7 @@ def stylize_main(argv: list[str]) -> int:
     source = open_source(a.source, live=False)
     processor = None
     try:
+        refuse_input_as_output(source, a.output, a.overwrite_input)
         sink = _file_output(a, source)
         try:
             processor = FrameProcessor(make_stylizer(a, foreign_flags(a)), None)

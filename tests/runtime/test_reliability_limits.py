@@ -11,6 +11,7 @@ import resource
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -128,3 +129,71 @@ def test_unknown_output_extension_is_exit_2_for_every_command(zoo, noisy, tmp_pa
 def test_generate_grid_as_a_video_name_is_refused_before_the_model_loads(zoo, tmp_path):
     p = artcam(["generate", "--model", "no_such_model", "-o", tmp_path / "grid.mp4"], zoo)
     _one_line_error(p, 2, "unknown output type '.mp4'")  # the output is checked first
+
+
+# --- 4. the output never overwrites the input by accident -------------------------------------------
+
+
+def _same_or_linked(kind, src: Path, tmp_path: Path) -> str:
+    if kind == "same":
+        return str(src)
+    if kind == "relative":
+        return str(Path("..") / src.parent.name / src.name)
+    link = tmp_path / f"link{src.suffix}"
+    if kind == "symlink":
+        link.symlink_to(src)
+    else:
+        link.hardlink_to(src)
+    return str(link)
+
+
+@pytest.mark.parametrize("kind", ["same", "relative", "symlink", "hardlink"])
+@pytest.mark.parametrize("name", ["noise.png", "noise.avi"])
+def test_output_equal_to_input_is_refused(zoo, noisy, tmp_path, kind, name):
+    src = tmp_path / "in" / name
+    src.parent.mkdir()
+    src.write_bytes((noisy / name).read_bytes())
+    before = src.read_bytes()
+    out = _same_or_linked(kind, src, tmp_path)
+    cwd = tmp_path / "in"
+    p = record(["stylize", src, "-o", out], subprocess.run(
+        [sys.executable, "-m", "artcam.runtime.cli", "stylize", str(src), "--style-model", TINY, "-o", out],
+        capture_output=True, text=True, env=_env(zoo), timeout=120, cwd=cwd))
+    _one_line_error(p, 2, "would be overwritten", "--overwrite-input")
+    assert src.read_bytes() == before and _partials(src.parent) == []
+
+
+def test_live_and_demo_refuse_their_input_video_too(zoo, noisy, tmp_path):
+    src = tmp_path / "clip.avi"
+    src.write_bytes((noisy / "noise.avi").read_bytes())
+    before = src.read_bytes()
+    p = artcam(["live", "--source", src, "--style-model", TINY, "-o", src], zoo)
+    _one_line_error(p, 2, "would be overwritten")
+    p = artcam(["demo", "--source", src, "--style-model", TINY, "--classify", "none", "-o", src], zoo)
+    _one_line_error(p, 2, "would be overwritten")
+    assert src.read_bytes() == before
+
+
+def test_folder_output_equal_to_the_input_folder_is_refused(zoo, noisy, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for f in (noisy / "folder").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    p = artcam(["stylize", folder, "--style-model", TINY, "-o", folder], zoo)
+    _one_line_error(p, 2, "would be overwritten")
+    p = artcam(["stylize", f"{folder}/*.png", "--style-model", TINY, "-o", folder], zoo)
+    _one_line_error(p, 2, "would be overwritten")
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["noise.png", "noise.avi"])
+def test_overwrite_input_flag_replaces_it_with_a_complete_output(zoo, noisy, tmp_path, name):
+    src = tmp_path / name
+    src.write_bytes((noisy / name).read_bytes())
+    before = src.read_bytes()
+    p = artcam(["stylize", src, "--style-model", TINY, "-o", src, "--overwrite-input"], zoo)
+    assert p.returncode == 0, p.stderr
+    assert src.read_bytes() != before and _partials(tmp_path) == []
+    frames = [f for f, _ in __import__("artcam.runtime.sources", fromlist=["open_source"]).open_source(str(src))]
+    assert len(frames) == (60 if name.endswith(".avi") else 1)
