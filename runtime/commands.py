@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from . import sinks as S
 from .cli import ArgParser
 from .errors import ArtcamError, InputError, Interrupted
@@ -130,6 +131,7 @@ def foreign_flags(a: argparse.Namespace) -> ForeignFlags:
 
 
 def _load(spec: str, task: str, a: argparse.Namespace, flags: ForeignFlags | None = None):
+    limits.check_threads(a.threads)
     return load_model(spec, task=task, device=a.device, backend=a.backend, threads=a.threads,
                       opt_level=a.opt_level, flags=flags)
 
@@ -247,6 +249,7 @@ def live_main(argv: list[str]) -> int:
                    "grpc://HOST:8001 or http://HOST:8000 (add ?encoding=jpeg to send JPEG)")
     add_backend_args(p)
     a = p.parse_args(argv)
+    limits.check_frame_size(a.source_size)
     if a.source == "latent-walk":
         return _latent_walk(a)
     if a.style is None and a.classify is None:
@@ -370,6 +373,7 @@ def demo_main(argv: list[str]) -> int:
     add_overwrite_arg(p)
     add_backend_args(p)
     a = p.parse_args(argv)
+    limits.check_frame_size(a.source_size)
     a.strength, a.preserve_color, a.size = 1.0, False, None
     stylizer = make_stylizer(a)
     classifier = None if a.classify == "none" else Classifier(_load(a.classify, "classify", a))
@@ -514,8 +518,12 @@ def generate_main(argv: list[str]) -> int:
     grid = bool(out.suffix) and not out.is_dir()
     if grid:  # refused before the model loads, in the words stylize uses
         check_image_path(out)
+    if not 1 <= a.n <= limits.MAX_GENERATE_N:  # before the model loads
+        limits.check_generate(a.n, 1, 1)
     gen = Generator(_load(a.model, "generate", a))
     try:
+        side = max(gen.generate(gen.sample_latents(1, a.seed), a.cls)[0].shape[:2])  # this model's image size
+        limits.check_generate(a.n, side, a.scale)
         imgs = gen.generate(gen.sample_latents(a.n, a.seed), a.cls)
     finally:
         gen.close()

@@ -11,6 +11,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -197,3 +198,71 @@ def test_overwrite_input_flag_replaces_it_with_a_complete_output(zoo, noisy, tmp
     assert src.read_bytes() != before and _partials(tmp_path) == []
     frames = [f for f, _ in __import__("artcam.runtime.sources", fromlist=["open_source"]).open_source(str(src))]
     assert len(frames) == (60 if name.endswith(".avi") else 1)
+
+
+# --- 2. user-sized options are bounded before anything is allocated --------------------------------
+
+
+def _timed(args, zoo, env_extra=None, timeout=60):
+    env = {**_env(zoo), **(env_extra or {})}
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", *map(str, args)], capture_output=True,
+                       text=True, env=env, timeout=timeout)
+    record(args, p)
+    return p, time.monotonic() - t0
+
+
+def test_stylize_size_past_the_model_or_the_budget_is_exit_2_naming_the_range(zoo, noisy, tmp_path):
+    out = tmp_path / "o.png"
+    p, took = _timed(["stylize", noisy / "noise.png", "--style-model", TINY, "--size", "100000", "-o", out], zoo)
+    _one_line_error(p, 2, "--size 100000 is outside the allowed range 8..2048")
+    assert took < 30 and not out.exists()  # refused before resizing, not after gigabytes
+    # a smaller budget lowers the largest size: sqrt(256 MB / 132 B) = 1426 -> 1408
+    p, _ = _timed(["stylize", noisy / "noise.png", "--style-model", TINY, "--size", "2048", "-o", out], zoo,
+                  {"ARTCAM_MEMORY_MB": "256"})
+    _one_line_error(p, 2, "allowed range 8..1408", "memory budget", "ARTCAM_MEMORY_MB")
+    p, _ = _timed(["stylize", noisy / "noise.png", "--style-model", TINY, "--size", "1408", "-o", out], zoo,
+                  {"ARTCAM_MEMORY_MB": "256"})
+    assert p.returncode == 0, p.stderr
+    p, _ = _timed(["stylize", noisy / "noise.png", "--style-model", TINY, "--size", "4", "-o", out], zoo)
+    _one_line_error(p, 2, "--size 4 is outside the allowed range 8..")
+    p, _ = _timed(["stylize", noisy / "noise.png", "--style-model", TINY, "-o", out], zoo, {"ARTCAM_MEMORY_MB": "lots"})
+    _one_line_error(p, 2, "ARTCAM_MEMORY_MB")
+
+
+def test_a_frame_over_the_budget_is_refused_with_a_size_hint(zoo, tmp_path):
+    big = tmp_path / "big.png"
+    write_image(big, np.zeros((1500, 2000, 3), np.uint8))  # 3 Mpx: ~390 MB to stylize
+    p, _ = _timed(["stylize", big, "--style-model", TINY, "-o", tmp_path / "o.png"], zoo, {"ARTCAM_MEMORY_MB": "256"})
+    _one_line_error(p, 2, "2000x1500 frame needs", "--size N")
+    p, _ = _timed(["stylize", big, "--style-model", TINY, "--size", "640", "-o", tmp_path / "o.png"], zoo,
+                  {"ARTCAM_MEMORY_MB": "256"})
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-n", "100000"], "-n 100000 is outside the allowed range 1..1024"),
+    (["--scale", "500"], "--scale 1..241 at -n 16"),  # 16 images of 8000 px would need 8.6 GB
+    (["--scale", "5000"], "--scale 5000 is outside the allowed range 1..1024"),
+    (["-n", "1024", "--scale", "64"], "-n 1..227 at --scale 64"),
+])
+def test_generate_count_and_scale_are_bounded(zoo, tmp_path, args, needle):
+    out = tmp_path / "grid.png"
+    p, took = _timed(["generate", "--model", GEN, *args, "-o", out], zoo)
+    _one_line_error(p, 2, needle)
+    assert took < 30 and not out.exists()
+
+
+def test_generate_at_the_largest_count_works_in_bounded_batches(zoo, tmp_path):
+    out = tmp_path / "grid.png"
+    p, _ = _timed(["generate", "--model", GEN, "-n", "1024", "--scale", "1", "-o", out], zoo)
+    assert p.returncode == 0, p.stderr
+    assert cv2.imread(str(out)).shape[0] == 32 * 16 + 33 * 4  # 32 x 32 images of 16 px, 4 px apart
+
+
+@pytest.mark.parametrize("command", [["live", "-o", "null", "--frames", "1"], ["demo", "--frames", "1"]])
+def test_source_size_and_threads_are_bounded(zoo, tmp_path, command):
+    p, _ = _timed([*command, "--source", "sample", "--source-size", "16384x16384", "--style-model", TINY], zoo)
+    _one_line_error(p, 2, "--source-size 16384x16384 is over the 2048 MB memory budget")
+    p, _ = _timed([*command, "--source", "sample", "--threads", "100000", "--style-model", TINY], zoo)
+    _one_line_error(p, 2, "--threads 100000 is outside the allowed range 0..256")
