@@ -19,6 +19,7 @@ from .errors import ArtcamError, InputError, Interrupted
 from .loading import ForeignFlags, load_model
 from .overwrite import add_overwrite_arg, refuse_input_as_output
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
+from .reconnect import parse_policy
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
@@ -175,6 +176,9 @@ def _add_source_args(p: argparse.ArgumentParser, default: str | None = None) -> 
     g.add_argument("--source-size", type=_size, default=None, help="camera / sample frame size HxW (default 480x640)")
     g.add_argument("--source-fps", type=_float_in(0.0, 1000.0, low_open=True), default=None,
                    help="sample source rate (default 30)")
+    g.add_argument("--reconnect", type=parse_policy, default=None, metavar="stall=S,attempts=N,backoff=B",
+                   help="cameras and streams that stop giving frames: after S seconds without one, reopen up to N "
+                        "times, B seconds apart and doubling (default stall=5,attempts=5,backoff=0.5), then exit 2")
 
 
 # --- live and demo ----------------------------------------------------------------------------
@@ -255,7 +259,7 @@ def live_main(argv: list[str]) -> int:
     if a.style is None and a.classify is None:
         a.style = "0"  # plain `artcam live` stylizes with the default model
     # the source first: a missing camera should fail before seconds of model loading
-    source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
+    source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps, reconnect=a.reconnect)
     processor = None
     try:
         refuse_input_as_output(source, a.output, a.overwrite_input)

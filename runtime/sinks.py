@@ -26,6 +26,7 @@ NEXT_STYLE, PREV_STYLE, SNAPSHOT, PAUSE, QUIT = "next", "prev", "snapshot", "pau
 
 class Sink:
     description = "sink"
+    shows_status = False  # watched by people: the pipeline repeats the last frame with the source's state
 
     def write(self, frame: np.ndarray, info: dict[str, Any]) -> str | None:
         raise NotImplementedError
@@ -69,6 +70,10 @@ def draw_hud(frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         lines.append(f"{pred.head}: {top}")
     if info.get("paused"):
         lines.append("paused (space)")
+    if info.get("source_state", "ok") != "ok":
+        from .reconnect import status_line
+
+        lines.append(status_line(info))
     if not lines:
         return frame
     scale = max(0.4, min(frame.shape[1] / 1000, 1.0))
@@ -95,6 +100,7 @@ class WindowSink(Sink):
     """An OpenCV window; keys: n/p next/previous style, s snapshot, space pause, q/Esc quit."""
 
     description = "window"
+    shows_status = True
 
     def __init__(self, title: str = "artcam", snapshot_dir: str | Path = "."):
         ok, why = display_available()

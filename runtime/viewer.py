@@ -149,11 +149,13 @@ class ViewerSink(Sink):
         """Steer this ``FrameProcessor`` from the API (``artcam live`` calls this once it is built)."""
         self.processor, self.model = processor, model
 
+    shows_status = True  # frames that repeat the last one while the source gives none (status_only)
+
     def write(self, frame, info):
         paused = bool(info.get("paused"))
         with self._lock:
             self._last = info
-            if not paused:
+            if not paused and not info.get("status_only"):
                 self.frames += 1
                 if "latency_ms" in info:
                     self._latency.append(float(info["latency_ms"]))
@@ -225,6 +227,8 @@ class ViewerSink(Sink):
             "style": last.get("style", ""), "strength": settings["strength"], "paused": paused,
             "predictions": [pr.as_dict() for pr in last.get("predictions", [])],
             "token_required": self.token is not None, "stats": stats,
+            "source": {k: last[k] for k in ("source_state", "stalled_since", "no_frames_s", "attempt", "attempts")
+                       if k in last} or {"source_state": "ok"},
         }
 
 

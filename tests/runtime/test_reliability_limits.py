@@ -7,6 +7,7 @@ so a write fails with EFBIG as it fails with ENOSPC on a full disk) set in the c
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import subprocess
@@ -266,3 +267,149 @@ def test_source_size_and_threads_are_bounded(zoo, tmp_path, command):
     _one_line_error(p, 2, "--source-size 16384x16384 is over the 2048 MB memory budget")
     p, _ = _timed([*command, "--source", "sample", "--threads", "100000", "--style-model", TINY], zoo)
     _one_line_error(p, 2, "--threads 100000 is outside the allowed range 0..256")
+
+
+# --- 9. a network source that stops sending ---------------------------------------------------------
+
+
+class StallingStream:
+    """A real MJPEG-over-HTTP camera on loopback that sends ``frames`` frames and then goes silent with the
+    connection open (a stalled camera, not a closed one); later connections are accepted and stay silent,
+    or with ``recover`` stream normally."""
+
+    def __init__(self, frames: int = 15, recover: bool = False):
+        import socket
+        import threading
+
+        self.frames, self.recover = frames, recover
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/cam.mjpg"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            n = self.frames if self.connections == 1 else (10**6 if self.recover else 0)
+            threading.Thread(target=self._serve, args=(c, n), daemon=True).start()
+
+    def _serve(self, c, n):
+        try:
+            c.recv(4096)
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+            for i in range(n):
+                if self._stop.is_set():
+                    return
+                ok, buf = cv2.imencode(".jpg", np.full((48, 64, 3), 40 + i % 100, np.uint8))
+                c.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
+                          + buf.tobytes() + b"\r\n")
+                time.sleep(0.03)
+            self._stop.wait(120)  # silent, connection open
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self._stop.set()
+        self.sock.close()
+
+
+def test_a_stream_that_stops_sending_gives_up_within_the_stated_time(zoo):
+    stream = StallingStream(frames=15)
+    try:
+        p, took = _timed(["live", "--source", stream.url, "--style-model", TINY, "-o", "null", "--json",
+                          "--reconnect", "stall=1,attempts=2,backoff=0.2"], zoo, timeout=60)
+    finally:
+        stream.close()
+    _one_line_error(p, 2, "no frames for", "2 reopen attempts failed", "--reconnect")
+    assert took < 20, took  # 1 s stall + 2 x (wait + 1 s open): seconds, not FFmpeg's 30 s per try
+    assert p.stderr.count("reopening the stream") == 2
+    assert stream.connections == 3  # the first, then one per attempt
+
+
+def test_a_stream_that_comes_back_is_picked_up_and_counted(zoo):
+    stream = StallingStream(frames=15, recover=True)
+    try:
+        p, _ = _timed(["live", "--source", stream.url, "--style-model", TINY, "-o", "null", "--json",
+                       "--frames", "40", "--reconnect", "stall=1,attempts=3,backoff=0.2"], zoo, timeout=60)
+    finally:
+        stream.close()
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    assert d["frames"] == 40 and d["stalls"] == 1 and d["reconnects"] == 1
+    assert d["source_state"] == "ok" and d["stalled_since"] is None
+
+
+def test_the_viewer_shows_the_stall_while_it_lasts(zoo):
+    """While the source is silent the viewer's /api/state says so (and a /healthz can read the same
+    fields from the pipeline's stats): source_state and stalled_since."""
+    import urllib.request
+
+    stream = StallingStream(frames=15)
+    args = ["live", "--source", stream.url, "--style-model", TINY, "-o", "http://127.0.0.1:0",
+            "--reconnect", "stall=1,attempts=3,backoff=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "artcam.runtime.cli", *args], env=_env(zoo),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        line = ""
+        t0 = time.monotonic()
+        while "web viewer" not in line and time.monotonic() - t0 < 60:
+            line = proc.stderr.readline()
+        port = int(line.split("web viewer http://127.0.0.1:")[1].split("/")[0])
+        stalled_since = None
+        while proc.poll() is None and time.monotonic() - t0 < 60:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=2) as r:
+                    src = json.loads(r.read())["source"]
+            except OSError:
+                break
+            seen.add(src["source_state"])
+            if src["source_state"] != "ok":
+                stalled_since = src["stalled_since"]
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stream.close()
+        if proc.poll() is None:
+            proc.kill()
+    record(args, subprocess.CompletedProcess(args, proc.returncode, out, err))
+    assert proc.returncode == 2 and "3 reopen attempts failed" in err, err
+    assert "reconnecting" in seen, seen  # "missing" and "stalled" last less than a poll at stall=1
+    assert stalled_since is not None and abs(stalled_since - time.time()) < 60
+
+
+@pytest.mark.parametrize("value", ["stall=0", "attempts=-1", "backoff=nan", "stall", "speed=3"])
+def test_bad_reconnect_policy_is_exit_2(zoo, value):
+    p, _ = _timed(["live", "--source", "sample", "--reconnect", value, "--style-model", TINY, "-o", "null"], zoo)
+    assert p.returncode == 2 and "argument --reconnect" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_source_health_states_and_hud_words():
+    from artcam.runtime.reconnect import SourceHealth, parse_policy
+
+    h = SourceHealth("camera")
+    assert h.as_dict()["source_state"] == "ok" and h.status_line() == ""
+    h.last_frame -= 2.0  # two seconds without a frame, before the stall timeout
+    d = h.as_dict()
+    assert d["source_state"] == "missing" and d["stalled_since"] is not None
+    assert h.status_line(d) == "no frames from the camera for 2 s"
+    h.stalled()
+    h.reconnecting(2, 5)
+    assert h.status_line() == "no frames from the camera for 2 s: reopening (2/5)"
+    h.frame()
+    assert h.as_dict() == {"source_state": "ok", "stalled_since": None, "no_frames_s": 0.0, "stalls": 1,
+                           "reconnects": 1}
+    pol = parse_policy("stall=2,attempts=3,backoff=1")
+    assert [pol.delay(k) for k in (1, 2, 3)] == [1, 2, 4] and pol.worst_case_s() == 2 + 7 + 12

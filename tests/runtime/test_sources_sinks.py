@@ -144,7 +144,7 @@ def test_network_stream_gives_up_after_retries(monkeypatch):
     feeder = Feeder(90)
     src = open_source(f"http://127.0.0.1:{feeder.port}/stream.mjpg")
     got = 0
-    with pytest.raises(SourceError, match="reconnects failed"):
+    with pytest.raises(SourceError, match="5 reopen attempts failed"):
         for _ in src:
             got += 1
             if got == 3:
