@@ -216,6 +216,7 @@ class Pipeline:
         self._resume.set()
         self._errors: list[BaseException] = []
         self.keep_records = keep_records
+        self.stats: PipelineStats | None = None  # the running (then last) run's stats, for health checks
 
     def stop(self) -> None:
         self._stop.set()
