@@ -4,7 +4,11 @@ OpenCV opens it through FFmpeg like any network camera, so the runtime's reconne
 (``runtime/reconnect.py``: stall timeout, reopen attempts, ``SourceHealth``) runs for real:
 
 * ``flowing.clear()``: frozen, the connection stays open and no frame comes (a hung camera or stream);
+  ``freeze_after=N`` freezes it by itself after N frames, and ``thaw_on_reconnect`` lets the next
+  connection after that stream again (a camera that recovers when it is reopened);
 * ``unplug()``: the streams end and new connections get 503 (the device is gone), ``plug()`` undoes it.
+
+``connections`` counts the opens (the first, then one per reopening).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import numpy as np
 
 
 class LoopbackCamera:
-    def __init__(self, size: tuple[int, int] = (48, 64), fps: float = 15.0):
+    def __init__(self, size: tuple[int, int] = (48, 64), fps: float = 15.0, *, freeze_after: int | None = None,
+                 thaw_on_reconnect: bool = False):
         self.flowing, self.released, self.unplugged = threading.Event(), threading.Event(), threading.Event()
         self.flowing.set()
         self.connections = 0
+        self.sent = 0
+        self.froze = False
         img = np.zeros((*size, 3), np.uint8)
         cv2.rectangle(img, (10, 10), (40, 30), (0, 200, 255), -1)
         jpeg = cv2.imencode(".jpg", img)[1].tobytes()
@@ -33,6 +40,8 @@ class LoopbackCamera:
 
             def do_GET(self):
                 cam.connections += 1
+                if thaw_on_reconnect and cam.froze:
+                    cam.flowing.set()
                 if cam.unplugged.is_set():
                     self.send_error(503)
                     return
@@ -46,6 +55,10 @@ class LoopbackCamera:
                             continue
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                        cam.sent += 1
+                        if freeze_after is not None and cam.sent >= freeze_after and not cam.froze:
+                            cam.froze = True
+                            cam.flowing.clear()
                         time.sleep(1 / fps)
                 except OSError:
                     pass

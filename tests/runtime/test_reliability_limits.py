@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import tiny_models as tm
+from loopback_camera import LoopbackCamera
 from test_reliability import TINY, _env, _one_line_error, _partials, artcam, record
 
 from artcam.runtime.fileio import write_image
@@ -272,61 +273,8 @@ def test_source_size_and_threads_are_bounded(zoo, tmp_path, command):
 # --- 9. a network source that stops sending ---------------------------------------------------------
 
 
-class StallingStream:
-    """A real MJPEG-over-HTTP camera on loopback that sends ``frames`` frames and then goes silent with the
-    connection open (a stalled camera, not a closed one); later connections are accepted and stay silent,
-    or with ``recover`` stream normally."""
-
-    def __init__(self, frames: int = 15, recover: bool = False):
-        import socket
-        import threading
-
-        self.frames, self.recover = frames, recover
-        self.connections = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/cam.mjpg"
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        import threading
-
-        while not self._stop.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            n = self.frames if self.connections == 1 else (10**6 if self.recover else 0)
-            threading.Thread(target=self._serve, args=(c, n), daemon=True).start()
-
-    def _serve(self, c, n):
-        try:
-            c.recv(4096)
-            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
-            for i in range(n):
-                if self._stop.is_set():
-                    return
-                ok, buf = cv2.imencode(".jpg", np.full((48, 64, 3), 40 + i % 100, np.uint8))
-                c.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(buf)
-                          + buf.tobytes() + b"\r\n")
-                time.sleep(0.03)
-            self._stop.wait(120)  # silent, connection open
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self._stop.set()
-        self.sock.close()
-
-
 def test_a_stream_that_stops_sending_gives_up_within_the_stated_time(zoo):
-    stream = StallingStream(frames=15)
+    stream = LoopbackCamera(fps=30, freeze_after=15)
     try:
         p, took = _timed(["live", "--source", stream.url, "--style-model", TINY, "-o", "null", "--json",
                           "--reconnect", "stall=1,attempts=2,backoff=0.2"], zoo, timeout=60)
@@ -339,7 +287,7 @@ def test_a_stream_that_stops_sending_gives_up_within_the_stated_time(zoo):
 
 
 def test_a_stream_that_comes_back_is_picked_up_and_counted(zoo):
-    stream = StallingStream(frames=15, recover=True)
+    stream = LoopbackCamera(fps=30, freeze_after=15, thaw_on_reconnect=True)
     try:
         p, _ = _timed(["live", "--source", stream.url, "--style-model", TINY, "-o", "null", "--json",
                        "--frames", "40", "--reconnect", "stall=1,attempts=3,backoff=0.2"], zoo, timeout=60)
@@ -356,7 +304,7 @@ def test_the_viewer_shows_the_stall_while_it_lasts(zoo):
     fields from the pipeline's stats): source_state and stalled_since."""
     import urllib.request
 
-    stream = StallingStream(frames=15)
+    stream = LoopbackCamera(fps=30, freeze_after=15)
     args = ["live", "--source", stream.url, "--style-model", TINY, "-o", "http://127.0.0.1:0",
             "--reconnect", "stall=1,attempts=3,backoff=1"]
     proc = subprocess.Popen([sys.executable, "-m", "artcam.runtime.cli", *args], env=_env(zoo),
