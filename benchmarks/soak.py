@@ -51,7 +51,21 @@ def soak(frames: int, warmup_s: float = 10.0, extra: list[str] = ()) -> dict:
     start, end = after[0], after[-1]
     return {"frames": frames, "warmup_s": warmup_s, "rss_start_mb": start / 1024, "rss_end_mb": end / 1024,
             "rss_growth_mb": (end - start) / 1024, "rss_max_mb": max(after) / 1024,
-            "wall_s": time.perf_counter() - t0, "summary": summary}
+            "wall_s": time.perf_counter() - t0, "summary": summary, **rss_curve(samples, warmup_s)}
+
+
+def rss_curve(samples: list[tuple[float, int]], warmup_s: float, points: int = 12) -> dict:
+    """The RSS after warm-up at ``points`` evenly spaced moments ([seconds, MB]) and the least-squares slope
+    in MB per minute: a leak is a steady slope, allocator noise is not."""
+    import numpy as np
+
+    after = [(t, kb / 1024) for t, kb in samples if t >= warmup_s]
+    idx = sorted({round(i * (len(after) - 1) / (points - 1)) for i in range(points)})
+    t = np.array([a[0] for a in after])
+    mb = np.array([a[1] for a in after])
+    slope = float(np.polyfit(t, mb, 1)[0]) * 60 if len(after) > 2 else 0.0
+    return {"rss_curve_mb": [[round(after[i][0], 1), round(after[i][1], 2)] for i in idx],
+            "rss_slope_mb_per_min": round(slope, 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"artcam live, sample source, {args.frames} frames in {res['wall_s']:.0f} s: RSS {res['rss_start_mb']:.1f} MB "
           f"after warm-up -> {res['rss_end_mb']:.1f} MB at the end (growth {res['rss_growth_mb']:+.2f} MB, "
           f"max {res['rss_max_mb']:.1f} MB)")
+    print("RSS after warm-up [s, MB]: " + " ".join(f"{t:g}:{mb:.1f}" for t, mb in res["rss_curve_mb"])
+          + f"; slope {res['rss_slope_mb_per_min']:+.3f} MB/min")
     print("pipeline summary: " + json.dumps({k: s[k] for k in list(s)[:8]}))
     if args.json:
         atomic_write_text(args.json, json.dumps(res, indent=2))

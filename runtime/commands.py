@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import access
+from . import access, limits
 from . import sinks as S
 from .cli import ArgParser
 from .errors import ArtcamError, InputError, Interrupted, SinkError, SourceError
-from .health import DEFAULT_STALL_S, MODEL, Health, HealthMonitor, HealthSink
+from .health import MODEL, Health, HealthMonitor, HealthSink
 from .loading import ForeignFlags, load_model
+from .overwrite import add_overwrite_arg, refuse_input_as_output
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
-from .reconnect import Reconnecting, is_local_camera
+from .reconnect import DEFAULT_POLICY, parse_policy
 from .sizes import size_arg as _size
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
@@ -119,6 +120,7 @@ def foreign_flags(a: argparse.Namespace) -> ForeignFlags:
 
 
 def _load(spec: str, task: str, a: argparse.Namespace, flags: ForeignFlags | None = None):
+    limits.check_threads(a.threads)
     return load_model(spec, task=task, device=a.device, backend=a.backend, threads=a.threads,
                       opt_level=a.opt_level, flags=flags)
 
@@ -162,6 +164,10 @@ def _add_source_args(p: argparse.ArgumentParser, default: str | None = None) -> 
     g.add_argument("--source-size", type=_size, default=None, help="camera / sample frame size HxW (default 480x640)")
     g.add_argument("--source-fps", type=_float_in(0.0, 1000.0, low_open=True), default=None,
                    help="sample source rate (default 30)")
+    g.add_argument("--reconnect", type=parse_policy, default=None, metavar="stall=S,attempts=N,backoff=B",
+                   help="cameras and streams that stop giving frames: after S seconds without one, reopen up to N "
+                        "times, B seconds apart and doubling (default stall=5,attempts=5,backoff=0.5), then exit 2; "
+                        "live: S is also when /healthz, --json and the systemd watchdog call a run stalled")
 
 
 # --- live and demo ----------------------------------------------------------------------------
@@ -230,34 +236,29 @@ def live_main(argv: list[str]) -> int:
     g.add_argument("--max-clients", type=_positive_int, default=4,
                    help="most concurrent streams; more get 503 (default: 4)")
     p.add_argument("--hud", action="store_true", help="draw the HUD into files too")
+    add_overwrite_arg(p)
     p.add_argument("--frames", type=_positive_int, default=None, help="stop after this many output frames")
     p.add_argument("--duration-s", type=_positive_float, default=None, help="stop after this many seconds")
     p.add_argument("--json", action="store_true", help="print health lines while running ({\"health\": \"ok\", "
                    "...} on every change and every 10 s) and the summary as JSON at the end")
-    p.add_argument("--stall-s", type=_positive_float, default=DEFAULT_STALL_S,
-                   help=f"no new frame for this long is a stall: /healthz and --json say 'stalled', the "
-                        f"systemd watchdog stops being fed (default: {DEFAULT_STALL_S:g})")
-    p.add_argument("--reconnect", action=argparse.BooleanOptionalAction, default=None,
-                   help="reopen the source when it fails or ends, with a backoff, for as long as it takes "
-                        "(default: on for cameras; network streams reconnect on their own)")
     p.add_argument("--remote", metavar="URL", help="run the models on an `artcam serve` server instead: "
                    "grpc://HOST:8001 or http://HOST:8000 (add ?encoding=jpeg to send JPEG)")
     add_backend_args(p)
     a = p.parse_args(argv)
     a.token = access.token_from(a.token, a.token_file)
+    limits.check_frame_size(a.source_size)
     if a.source == "latent-walk":
         return _latent_walk(a)
     if a.style is None and a.classify is None:
         a.style = "0"  # plain `artcam live` stylizes with the default model
-    health = Health(a.stall_s)
     # the source first: a missing camera should fail before seconds of model loading
-    source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps)
-    if a.reconnect or (a.reconnect is None and is_local_camera(a.source)):  # an unplugged camera comes back
-        source = Reconnecting(lambda: open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps),
-                              source, health=health)
+    source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps, reconnect=a.reconnect)
+    # one stall time for the source (when to reopen it) and the health (when no output frame is a stall)
+    health = Health((a.reconnect or DEFAULT_POLICY).stall_s, source=getattr(source, "health", None))
     processor = None
     monitor = HealthMonitor(health, json_lines=a.json).start()  # --json lines, systemd readiness + watchdog
     try:
+        refuse_input_as_output(source, a.output, a.overwrite_input)
         sink = open_sink_or_null(a.output, hud=a.hud, token=a.token, max_clients=a.max_clients)
         viewer = sink if isinstance(sink, ViewerSink) else None
         if viewer is not None:
@@ -386,8 +387,10 @@ def demo_main(argv: list[str]) -> int:
                    help="process every frame as fast as possible (default: paced like a 30 FPS camera, "
                         "stale frames dropped, so latency is capture-to-output)")
     p.add_argument("--json", action="store_true")
+    add_overwrite_arg(p)
     add_backend_args(p)
     a = p.parse_args(argv)
+    limits.check_frame_size(a.source_size)
     a.strength, a.preserve_color, a.size = 1.0, False, None
     stylizer = make_stylizer(a)
     classifier = None if a.classify == "none" else Classifier(_load(a.classify, "classify", a))
@@ -406,6 +409,11 @@ def demo_main(argv: list[str]) -> int:
         live = not a.every_frame
         try:
             source = open_source(a.source, size=a.source_size, frames=None if live else a.frames, live=live)
+            try:
+                refuse_input_as_output(source, a.output, a.overwrite_input)
+            except BaseException:
+                source.close()
+                raise
         except BaseException:
             sink.abort()
             raise
@@ -438,6 +446,7 @@ def stylize_main(argv: list[str]) -> int:
     add_stylize_args(p)
     p.add_argument("--model", dest="style_model_alias", help="same as --style-model")
     p.add_argument("-o", "--output", help="output image, folder or video")
+    add_overwrite_arg(p)
     p.add_argument("--frames", type=_positive_int, default=None)
     p.add_argument("--duration-s", type=_positive_float, default=None)
     p.add_argument("--json", action="store_true")
@@ -449,6 +458,7 @@ def stylize_main(argv: list[str]) -> int:
     source = open_source(a.source, live=False)
     processor = None
     try:
+        refuse_input_as_output(source, a.output, a.overwrite_input)
         sink = _file_output(a, source)
         try:
             processor = FrameProcessor(make_stylizer(a, foreign_flags(a)), None)
@@ -522,21 +532,26 @@ def generate_main(argv: list[str]) -> int:
     p.add_argument("--scale", type=_int_at_least(1), default=2, help="upscale each image by this factor in the grid")
     add_backend_args(p)
     a = p.parse_args(argv)
-    if a.n < 1:
-        raise InputError("-n must be at least 1")
+    from .fileio import check_image_path, write_image
+
+    out = Path(a.output)
+    grid = bool(out.suffix) and not out.is_dir()
+    if grid:  # refused before the model loads, in the words stylize uses
+        check_image_path(out)
+    if not 1 <= a.n <= limits.MAX_GENERATE_N:  # before the model loads
+        limits.check_generate(a.n, 1, 1)
     gen = Generator(_load(a.model, "generate", a))
     try:
+        side = max(gen.generate(gen.sample_latents(1, a.seed), a.cls)[0].shape[:2])  # this model's image size
+        limits.check_generate(a.n, side, a.scale)
         imgs = gen.generate(gen.sample_latents(a.n, a.seed), a.cls)
     finally:
         gen.close()
     import cv2
 
-    from .fileio import write_image
-
     imgs = [cv2.resize(i, None, fx=a.scale, fy=a.scale, interpolation=cv2.INTER_CUBIC) if a.scale > 1 else i
             for i in imgs]
-    out = Path(a.output)
-    if out.suffix:
+    if grid:
         from .latent_walk import make_grid
 
         write_image(out, make_grid(np.stack(imgs), int(np.ceil(np.sqrt(len(imgs)))), pad=4, pad_value=255))

@@ -8,12 +8,45 @@ Values are applied by the inference thread at the next frame (``FrameProcessor.r
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from .errors import InputError
 
 MAX_BODY_BYTES = 16 * 1024  # a blend of a few hundred styles fits; anything bigger is not a control request
+MAX_JSON_DEPTH = 8  # the deepest request is 2 ({"blend": {...}}); 16 KB of brackets must not reach the parser
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body -> its JSON value; :class:`InputError` (a 400) when it is not UTF-8 JSON or nests
+    deeper than ``MAX_JSON_DEPTH``. The depth is counted before parsing (Python's parser recurses and a
+    few thousand brackets raise ``RecursionError``)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"malformed JSON: {e}") from None
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise InputError(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"malformed JSON: {e}") from None
 
 
 def _is_number(v: Any) -> bool:

@@ -243,12 +243,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def check_image_path(path: str | os.PathLike) -> Path:
+    """An output image's extension must be one artcam writes: the same one-line refusal (exit 2) from
+    every command, before any work, never an OpenCV error after it. No extension means PNG."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext and ext not in IMAGE_EXTENSIONS:
+        raise SinkError(f"unknown output type {ext!r} for {path}", f"for an image use one of {' '.join(IMAGE_EXTENSIONS)}")
+    return path
+
+
 def write_image(path: str | os.PathLike, image_bgr: np.ndarray, quality: int = 95) -> Path:
     """Encode in memory, then write atomically (PNG/JPEG/... chosen by the extension)."""
-    path = Path(path)
+    path = check_image_path(path)
     ext = path.suffix.lower() or ".png"
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(ext, image_bgr, params)
+    try:
+        ok, buf = cv2.imencode(ext, image_bgr, params)
+    except cv2.error:
+        ok = False
     if not ok:
         raise SinkError(f"cannot encode an image as {ext!r} for {path}", "use .png or .jpg")
     return atomic_write_bytes(path, buf.tobytes())

@@ -4,13 +4,18 @@ A run is healthy while frames reach its output. Everything else is one of a few 
 monitor can decide what to do without reading logs:
 
 * ``starting``: no frame has gone out yet (the camera is opening, the model loading and warming up);
-* ``stalled``:  no frame for ``stall_s`` seconds (a frozen camera or stream, a hung model): restart it;
-* ``camera``:   the camera is gone and being reopened (``reconnect.py``); the process is alive and busy;
+* ``stalled``:  no frame for ``stall_s`` seconds (a frozen camera or stream, a hung model), or a network
+  stream being reopened: restart it;
+* ``camera``:   the camera stopped giving frames and is being reopened under the reconnect policy
+  (``reconnect.py``); the process is alive and busy (it exits 2 if the camera stays away);
 * ``model``:    the model failed to load or to run; the process is about to exit with the error.
 
 Frames are counted at the output (``frame()``, called by the web viewer's ``write`` or by
 :class:`HealthSink` around any other sink), so a stall anywhere upstream shows. A paused pipeline keeps
-writing its last frame, so pausing from the viewer is not a stall. The same word answers
+writing its last frame, so pausing from the viewer is not a stall; the frames the pipeline repeats to show
+a silent source's state (``status_only``) are not counted. What the source itself knows comes from its
+:class:`~artcam.runtime.reconnect.SourceHealth` (``source``), the one reconnect mechanism for cameras and
+streams: while a camera is being reopened the word is ``camera``, for a stream ``stalled``. The same word answers
 ``GET /healthz`` (``viewer.py``), the ``artcam live --json`` health lines and the systemd watchdog
 (:class:`HealthMonitor`, ``sdnotify.py``), so the three never disagree.
 """
@@ -25,23 +30,26 @@ import time
 from typing import Any, Callable
 
 from . import sdnotify
+from .reconnect import DEFAULT_POLICY, SourceHealth
 from .sink_base import Sink
 
 OK, STARTING, STALLED, CAMERA, MODEL = "ok", "starting", "stalled", "camera", "model"
-DEFAULT_STALL_S = 5.0
+DEFAULT_STALL_S = DEFAULT_POLICY.stall_s  # one stall time: --reconnect stall=S
 
 
 class Health:
-    """Thread-safe health of one run: written by the output thread (``frame``), the camera wrapper
-    (``camera_lost``/``camera_back``) and the command (``fail``); read by any thread (``status``)."""
+    """Thread-safe health of one run: written by the output thread (``frame``) and the command
+    (``fail``), with the source's own state read from ``source`` (a ``SourceHealth``, written by the
+    capture thread); read by any thread (``status``)."""
 
-    def __init__(self, stall_s: float = DEFAULT_STALL_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, stall_s: float = DEFAULT_STALL_S, clock: Callable[[], float] = time.monotonic,
+                 source: SourceHealth | None = None):
         self.stall_s = float(stall_s)
         self._clock = clock
+        self.source = source
         self._lock = threading.Lock()
         self._frames = 0
         self._last_frame: float | None = None
-        self._camera_beat: float | None = None  # the camera wrapper's last sign of life while it reopens
         self._failed: str | None = None
 
     def frame(self) -> None:
@@ -49,16 +57,6 @@ class Health:
         with self._lock:
             self._frames += 1
             self._last_frame = now
-
-    def camera_lost(self) -> None:
-        """The camera is gone and being reopened; call again on every attempt (a sign of life)."""
-        now = self._clock()
-        with self._lock:
-            self._camera_beat = now
-
-    def camera_back(self) -> None:
-        with self._lock:
-            self._camera_beat = None
 
     def fail(self, reason: str = MODEL) -> None:
         """A failure the run cannot recover from (sticky)."""
@@ -77,11 +75,15 @@ class Health:
     def status(self) -> str:
         """``ok`` or the one-word reason why not (see the module docstring)."""
         now = self._clock()
+        src = self.source
         with self._lock:
             if self._failed:
                 return self._failed
-            if self._camera_beat is not None:
-                return CAMERA if now - self._camera_beat <= self.stall_s else STALLED
+            if src is not None and src.state != "ok":  # stalled, reconnecting, or given up (lost)
+                # a camera being reopened is alive, for as long as the policy's attempts can take (an open
+                # that hangs past that is a stall like any other)
+                reopening = src.state != "lost" and src.no_frames_s() <= src.give_up_s + self.stall_s
+                return CAMERA if src.what == "camera" and reopening else STALLED
             if self._last_frame is None:
                 return STARTING
             return OK if now - self._last_frame <= self.stall_s else STALLED
@@ -91,7 +93,10 @@ class Health:
         status = self.status()
         with self._lock:
             since = None if self._last_frame is None else round(self._clock() - self._last_frame, 2)
-            return {"health": status, "frames": self._frames, "since_last_frame_s": since}
+            report = {"health": status, "frames": self._frames, "since_last_frame_s": since}
+        if self.source is not None:
+            report["source_state"] = self.source.as_dict()["source_state"]
+        return report
 
     @property
     def alive(self) -> bool:
@@ -106,8 +111,13 @@ class HealthSink(Sink):
         self.inner, self.health = inner, health
         self.description = inner.description
 
+    @property
+    def shows_status(self) -> bool:
+        return self.inner.shows_status
+
     def write(self, frame, info):
-        self.health.frame()
+        if not info.get("status_only"):
+            self.health.frame()
         return self.inner.write(frame, info)
 
     def close(self) -> None:

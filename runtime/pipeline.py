@@ -120,6 +120,7 @@ class PipelineStats:
     stopped_by: str = ""
     stages: dict[str, Reservoir] = field(default_factory=lambda: {k: Reservoir(RESERVOIR_SIZE, seed=i)
                                                                   for i, k in enumerate(STAGES)})
+    health: Any = None  # the source's SourceHealth (reconnect.py) when it can stall; read live by anyone
 
     @property
     def fps(self) -> float:
@@ -153,6 +154,7 @@ class PipelineStats:
             "stopped_by": self.stopped_by,
             "latency_ms": {k: {n: round(v, 2) for n, v in percentiles(self.stages[k].values(), ps).items()}
                            for k in STAGES},
+            **(self.health.as_dict() if self.health is not None else {}),
         }
 
     def summary(self) -> str:
@@ -208,6 +210,7 @@ class Pipeline:
         self._resume.set()
         self._errors: list[BaseException] = []
         self.keep_records = keep_records
+        self.stats: PipelineStats | None = None  # the running (then last) run's stats, for health checks
 
     def stop(self) -> None:
         self._stop.set()
@@ -280,13 +283,24 @@ class Pipeline:
         finally:
             self._put_end(outbox)
 
+    def _show_source_status(self, health, last_frame, last_info) -> None:
+        """While a live source gives no frames, a sink that people watch (window, web viewer) gets the last
+        frame again with the source's state for its HUD, twice a second; files get no made-up frames."""
+        if not getattr(self.sink, "shows_status", False):
+            return
+        d = health.as_dict()
+        if d["source_state"] != "ok":
+            self.sink.write(last_frame.copy(), {**last_info, **d, "status_only": True})
+
     # -- main thread: output ---------------------------------------------------------------------
     def run(self, max_frames: int | None = None, duration_s: float | None = None) -> PipelineStats:
         inbox = LatestSlot() if self.live else queue.Queue(maxsize=self.queue_size)
         outbox: queue.Queue = queue.Queue(maxsize=self.queue_size)
         self.captured = 0
         stats = PipelineStats(source=getattr(self.source, "description", ""), sink=getattr(self.sink, "description", ""),
-                              records=deque(maxlen=self.keep_records))
+                              records=deque(maxlen=self.keep_records), health=getattr(self.source, "health", None))
+        self.stats = stats  # live: stats.to_dict() has source_state / stalled_since while it runs
+        status_at = 0.0
         threads = [
             threading.Thread(target=self._capture, args=(inbox,), name="artcam-capture", daemon=True),
             threading.Thread(target=self._infer, args=(inbox, outbox), name="artcam-infer", daemon=True),
@@ -318,6 +332,9 @@ class Pipeline:
                 except queue.Empty:
                     if self._errors:
                         break
+                    if stats.health is not None and last_frame is not None and time.perf_counter() - status_at > 0.5:
+                        status_at = time.perf_counter()
+                        self._show_source_status(stats.health, last_frame, last_info)
                     continue
                 if item is _END:
                     break

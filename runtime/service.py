@@ -3,9 +3,11 @@
 The unit it writes (``unit_text``) is hardened and needs nothing but systemd:
 
 * ``Type=notify`` + ``WatchdogSec=``: the runtime says ``READY=1`` at its first frame and feeds the
-  watchdog while frames flow (``health.py``, ``sdnotify.py``); a stalled camera or a hung model stops
-  the pings, so systemd kills the process and ``Restart=on-failure`` starts it again, with a backoff
-  (``RestartSec=``; growing steps where systemd has ``RestartSteps=``, version 254 and later);
+  watchdog while frames flow or a lost camera is being reopened (``health.py``, ``sdnotify.py``); a
+  stalled stream or a hung model stops the pings, so systemd kills the process, and a source given up
+  under the reconnect policy (``--reconnect``, ``reconnect.py``) exits 2; either way ``Restart=on-failure``
+  starts it again, with a backoff (``RestartSec=``; growing steps where systemd has ``RestartSteps=``,
+  version 254 and later);
 * the viewer token never appears on a command line or in the unit: it lives in a root-only file
   (``/etc/artcam/token``, mode 0600) that systemd hands the service as a credential
   (``LoadCredential=``), read by ``access.token_from``;
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import glob
 import grp
-import math
 import os
 import re
 import secrets
@@ -35,11 +36,11 @@ from .access import CREDENTIAL_NAME, is_loopback
 from .cli import ArgParser
 from .errors import InputError
 from .fileio import atomic_path
-from .health import DEFAULT_STALL_S
+from .reconnect import DEFAULT_POLICY, parse_policy
 
 UNIT_DIR = "/etc/systemd/system"
 TOKEN_FILE = "/etc/artcam/token"
-WATCHDOG_MIN_S = 20  # systemd's kill delay after the last ping; the stall itself is --stall-s
+WATCHDOG_MIN_S = 20  # systemd's kill delay after the last ping; the stall itself is --reconnect stall=S
 START_TIMEOUT_S = 300  # model loading, a TensorRT engine build on a small board: minutes, not seconds
 GPU_NODES = ("/dev/nvidia*", "/dev/nvhost-*", "/dev/nvmap", "/dev/nvgpu/igpu0/*", "/dev/dri/renderD*")
 
@@ -104,7 +105,7 @@ def unreadable_by_others(path: Path) -> Path | None:
 def live_argv(a: argparse.Namespace) -> list[str]:
     """The ``artcam live`` command the service runs (no token: it comes as a credential)."""
     argv = [sys.executable, "-m", "artcam.runtime.cli", "live", "--source", a.source, "-o", a.viewer,
-            "--stall-s", f"{a.stall_s:g}"]
+            "--reconnect", a.reconnect.as_option()]
     if a.style is not None:
         argv += ["--style", a.style]
     if a.style_model is not None:
@@ -116,7 +117,7 @@ def unit_text(a: argparse.Namespace, *, version: int | None, devices: list[str],
               token_file: str | None) -> str:
     """The unit file for these arguments (see the module docstring for what each part is for)."""
     cmd = " ".join(quote_arg(x) for x in live_argv(a))
-    watchdog = max(WATCHDOG_MIN_S, int(3 * a.stall_s + 0.999))
+    watchdog = max(WATCHDOG_MIN_S, int(3 * a.reconnect.stall_s + 0.999))
     port = int(a.viewer.rsplit(":", 1)[1].strip("/"))
     csi = a.source.startswith("csi://")
     lines = [
@@ -229,8 +230,10 @@ def _parser() -> ArgParser:
     inst.add_argument("--viewer", default="http://127.0.0.1:8080",
                       help="web viewer address (default: http://127.0.0.1:8080; http://0.0.0.0:8080 for the LAN, "
                            "which requires the token)")
-    inst.add_argument("--stall-s", type=float, default=DEFAULT_STALL_S,
-                      help=f"no frame for this long stops the watchdog pings (default: {DEFAULT_STALL_S:g})")
+    inst.add_argument("--reconnect", type=parse_policy, default=DEFAULT_POLICY, metavar="stall=S,attempts=N,backoff=B",
+                      help="`artcam live --reconnect`: no frame for S seconds stops the watchdog pings (a camera "
+                           "is reopened meanwhile, N times, then the service restarts) (default: "
+                           f"{DEFAULT_POLICY.as_option()})")
     inst.add_argument("--user", help="run as this existing user instead of a dynamic one (needed when Python "
                                      "is installed where other users cannot read, e.g. a 0750 home)")
     inst.add_argument("--token-file", default=None,
@@ -263,12 +266,11 @@ def install(a: argparse.Namespace) -> int:
     a.viewer = _viewer_address(a.viewer)
     if a.live_args and a.live_args[0] == "--":
         a.live_args = a.live_args[1:]
-    for bad in ("--token", "--token-file", "--source", "-o", "--output"):
+    for bad in ("--token", "--token-file", "--source", "-o", "--output", "--reconnect"):
         if bad in a.live_args:
             raise InputError(f"{bad} cannot be passed through to the service",
-                             "the token comes from --token-file; source and output are options of install")
-    if not (math.isfinite(a.stall_s) and 0 < a.stall_s <= 3600):
-        raise InputError(f"--stall-s {a.stall_s:g} must be above 0 and at most 3600 (seconds)")
+                             "the token comes from --token-file; source, output and --reconnect are options of "
+                             "install")
     host = a.viewer[len("http://"):].rsplit(":", 1)[0].strip("[]")
     token_file = a.token_file or (None if is_loopback(host) else TOKEN_FILE)
     if token_file:

@@ -11,12 +11,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .reconnect import status_line
+
 # events a sink can return from write(): the pipeline acts on them
 NEXT_STYLE, PREV_STYLE, SNAPSHOT, PAUSE, QUIT = "next", "prev", "snapshot", "pause", "quit"
 
 
 class Sink:
     description = "sink"
+    shows_status = False  # watched by people: the pipeline repeats the last frame with the source's state
 
     def write(self, frame: np.ndarray, info: dict[str, Any]) -> str | None:
         raise NotImplementedError
@@ -41,6 +44,8 @@ def draw_hud(frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         lines.append(f"{pred.head}: {top}")
     if info.get("paused"):
         lines.append("paused (space)")
+    if info.get("source_state", "ok") != "ok":  # a camera or stream that stopped giving frames
+        lines.append(status_line(info))
     if not lines:
         return frame
     scale = max(0.4, min(frame.shape[1] / 1000, 1.0))

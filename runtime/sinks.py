@@ -7,6 +7,7 @@ name holds either the previous file or a complete new one, never a truncated vid
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -53,6 +54,7 @@ class WindowSink(Sink):
     """An OpenCV window; keys: n/p next/previous style, s snapshot, space pause, q/Esc quit."""
 
     description = "window"
+    shows_status = True
 
     def __init__(self, title: str = "artcam", snapshot_dir: str | Path = "."):
         ok, why = display_available()
@@ -118,7 +120,8 @@ class VideoFileSink(Sink):
             self.size = (h, w)
         if frame.shape[:2] != self.size:
             frame = cv2.resize(frame, (self.size[1], self.size[0]))
-        self.writer.write(draw_hud(frame, info) if self.hud else frame)
+        with _quiet_opencv():  # a failing writer warns once per frame; close() checks and says it in one line
+            self.writer.write(draw_hud(frame, info) if self.hud else frame)
         self.frames += 1
         return None
 
@@ -145,8 +148,55 @@ class VideoFileSink(Sink):
         except BaseException:
             self._abort()
             raise
+        why = check_video(self._tmp, self.frames)
+        if why:
+            self._abort()
+            raise SinkError(f"cannot write video {self.path}: {why}; nothing was published",
+                            "free space on that disk (or raise its file-size limit), or choose another -o")
         ctx, self._ctx = self._ctx, None
         ctx.__exit__(None, None, None)  # rename into place
+
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+def check_video(path: Path, frames: int) -> str:
+    """Why the video just written at ``path`` does not hold its ``frames`` frames, or "" when it does.
+
+    OpenCV's writers never report a failed write (a full disk, a file-size limit: a warning per frame on
+    stderr, then a file with a few readable frames or none), so the file is read back: it must open,
+    declare the frames written (containers that estimate may be 1% off) and decode the last of them.
+    This costs one open and one seek, milliseconds even for long videos."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        with _quiet_opencv():
+            if not cap.isOpened():
+                return f"the file ({_size_of(path)}) cannot be read back: the write failed"
+            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if not 0 < declared or abs(declared - frames) > max(1, frames // 100):
+                return f"the file ({_size_of(path)}) holds {max(declared, 0)} readable of {frames} frames written"
+            cap.set(cv2.CAP_PROP_POS_FRAMES, declared - 1)
+            ok, _ = cap.read()
+            if not ok:
+                return f"the file ({_size_of(path)}) ends before its last frame"
+    finally:
+        cap.release()
+    return ""
+
+
+def _size_of(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size:,} bytes"
+    except OSError:
+        return "missing"
 
 
 class FolderSink(Sink):

@@ -11,6 +11,7 @@ import glob as _glob
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +21,7 @@ import numpy as np
 
 from .errors import InputError, SourceError
 from .fileio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_image
+from .reconnect import DEFAULT_POLICY, ReconnectPolicy, SourceHealth
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
@@ -32,6 +34,7 @@ class Source:
     def __init__(self) -> None:
         self.skipped = 0  # unreadable items (images in a folder)
         self.reconnects = 0
+        self.health: SourceHealth | None = None  # sources that can stall and come back (reconnect.py)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         raise NotImplementedError
@@ -63,12 +66,16 @@ class CaptureSource(Source):
     """cv2.VideoCapture over a camera, a video file, a network stream or a GStreamer pipeline."""
 
     def __init__(self, target, backends: list[tuple[int, str]], *, live: bool, loop: bool = False,
-                 description: str = "", reconnect: bool = False, max_retries: int = 5, size=None):
+                 description: str = "", reconnect: bool = False, size=None, policy: ReconnectPolicy | None = None,
+                 what: str = "stream"):
         super().__init__()
         self.target, self.backends, self.live, self.loop = target, backends, live, loop
-        self.reconnect, self.max_retries = reconnect, max_retries
+        self.reconnect, self.policy = reconnect, policy or DEFAULT_POLICY
         self.description = description or str(target)
         self.size = size
+        self._closed = threading.Event()  # close() ends a reconnect wait at once
+        if reconnect:  # what: "camera" or "stream", the words of the HUD and of the health (camera / stalled)
+            self.health = SourceHealth(what, give_up_s=self.policy.worst_case_s())
         self.cap = self._open()
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else None
@@ -79,7 +86,12 @@ class CaptureSource(Source):
     def _open(self) -> cv2.VideoCapture:
         tried = []
         for api, api_name in self.backends:
-            cap = cv2.VideoCapture(self.target, api)
+            if self.reconnect and api == cv2.CAP_FFMPEG:  # a silent stream is noticed in stall_s, not FFmpeg's 30 s
+                ms = int(self.policy.stall_s * 1000)
+                cap = cv2.VideoCapture(self.target, api, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+            else:
+                cap = cv2.VideoCapture(self.target, api)
             if cap.isOpened():
                 if self.size:
                     cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[1])
@@ -108,12 +120,12 @@ class CaptureSource(Source):
               "(the file is truncated or damaged); the output has the frames that could be read")
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
-        failures = 0
         while True:
             ok, frame = self.cap.read()
             t = time.perf_counter()
             if ok and frame is not None:
-                failures = 0
+                if self.health is not None:
+                    self.health.frame()
                 self.frames_read += 1
                 if frame.ndim == 2 or frame.shape[2] != 3:
                     frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR if frame.ndim == 2 else cv2.COLOR_BGRA2BGR)
@@ -131,20 +143,41 @@ class CaptureSource(Source):
             if not self.reconnect:
                 self._check_complete()
                 return
-            failures += 1
-            if failures > self.max_retries:
-                raise SourceError(f"{self.description}: stream lost, {self.max_retries} reconnects failed")
-            delay = min(0.5 * 2 ** (failures - 1), 8.0)
-            _warn(f"{self.description}: stream dropped; reconnecting in {delay:.1f} s ({failures}/{self.max_retries})")
-            time.sleep(delay)
+            if self._closed.is_set() or not self._reopen():
+                return
+
+    def _reopen(self) -> bool:
+        """The source stopped giving frames (a read failed or timed out after ``policy.stall_s``): reopen
+        it under the policy (True), or raise :class:`SourceError` once its attempts are spent; False when
+        :meth:`close` came first."""
+        pol, health = self.policy, self.health
+        health.stalled()
+        what = health.what
+        for attempt in range(1, pol.attempts + 1):
+            delay = pol.delay(attempt)
+            health.reconnecting(attempt, pol.attempts)
+            _warn(f"{self.description}: no frames for {health.no_frames_s():.1f} s; reopening the {what} "
+                  f"in {delay:.1f} s ({attempt}/{pol.attempts})")
+            if self._wait(delay):
+                return False
             self.cap.release()
             try:
                 self.cap = self._open()
-                self.reconnects += 1
             except SourceError:
                 continue
+            self.reconnects += 1
+            return True
+        health.lost()
+        raise SourceError(f"{self.description}: no frames for {health.no_frames_s():.0f} s; "
+                          f"{pol.attempts} reopen attempts failed",
+                          f"check the {what}; --reconnect stall=S,attempts=N,backoff=B sets how long to wait")
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep between attempts; True at once when :meth:`close` is called meanwhile."""
+        return self._closed.wait(seconds)
 
     def close(self) -> None:
+        self._closed.set()
         self.cap.release()
 
 
@@ -308,9 +341,10 @@ def _is_image_glob(spec: str) -> bool:
 
 
 def open_source(spec: str, *, loop: bool = False, size: tuple[int, int] | None = None, fps: float | None = None,
-                frames: int | None = None, live: bool | None = None) -> Source:
+                frames: int | None = None, live: bool | None = None, reconnect: ReconnectPolicy | None = None) -> Source:
     """Open ``0``, ``/dev/video0``, a video, an image, a folder, a glob, a URL, a GStreamer
-    pipeline (contains ``!``) or ``sample``. ``size`` is (H, W) for cameras and ``sample``."""
+    pipeline (contains ``!``) or ``sample``. ``size`` is (H, W) for cameras and ``sample``;
+    ``reconnect`` is what cameras and streams do when frames stop (``reconnect.py``)."""
     spec = str(spec).strip()
     if not spec:
         raise SourceError("empty --source", "use 0, a file, a folder, a URL or sample")
@@ -321,27 +355,29 @@ def open_source(spec: str, *, loop: bool = False, size: tuple[int, int] | None =
         from .jetson import csi_target
 
         pipeline, description = csi_target(spec, size=size, fps=fps)
-        return CaptureSource(pipeline, [(cv2.CAP_GSTREAMER, "GStreamer")], live=True, description=description)
+        return CaptureSource(pipeline, [(cv2.CAP_GSTREAMER, "GStreamer")], live=True, description=description,
+                             reconnect=True, policy=reconnect, what="camera")
     if spec.isdigit() or spec.startswith("/dev/video"):
         target = int(spec) if spec.isdigit() else spec
         backends = [(cv2.CAP_V4L2, "V4L2"), (cv2.CAP_ANY, "any backend")] if sys.platform.startswith("linux") \
             else [(cv2.CAP_ANY, "any backend")]
         if isinstance(target, str) and not os.path.exists(target):
             raise SourceError(f"camera {target} does not exist", camera_hint())
-        return CaptureSource(target, backends, live=True, description=f"camera {spec}", size=size)
+        return CaptureSource(target, backends, live=True, description=f"camera {spec}", size=size,
+                             reconnect=True, policy=reconnect, what="camera")
     if "!" in spec:
         if "GStreamer: YES" not in " ".join(cv2.getBuildInformation().split()):
             raise SourceError("this OpenCV build has no GStreamer support",
                               "install OpenCV built with GStreamer (e.g. JetPack's python3-opencv)")
         return CaptureSource(spec, [(cv2.CAP_GSTREAMER, "GStreamer")], live=True, reconnect=True,
-                             description="GStreamer pipeline")
+                             description="GStreamer pipeline", policy=reconnect)
     if spec.lower().startswith(STREAM_PREFIXES):
         url_path = spec.split("?", 1)[0].lower()
         if url_path.endswith(VIDEO_EXTENSIONS):  # a video file on a web server: every frame, ends at its end
             return CaptureSource(spec, [(cv2.CAP_FFMPEG, "FFmpeg")], live=False if live is None else live,
                                  loop=loop, description=f"video {spec}")
         return CaptureSource(spec, [(cv2.CAP_FFMPEG, "FFmpeg")], live=True, reconnect=True,
-                             description=spec)
+                             description=spec, policy=reconnect)
     p = Path(spec)
     if p.is_dir():
         paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS and q.is_file())

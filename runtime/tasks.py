@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import limits
 from .errors import InputError
 from .loading import LoadedModel
 from .processing import ImagePostprocessor, ImagePreprocessor, blend, fit_size, preserve_color, softmax
@@ -87,6 +88,8 @@ class Stylizer(_Task):
         self.post = ImagePostprocessor(self.meta.output)
         self.strength = self.checked_strength(strength)
         self.keep_color = keep_color
+        if self.meta.image.fixed_size is None:  # a --size past the model or the memory budget: before any frame
+            limits.check_stylize_size(size, self.meta.image.min_size, self.meta.image.max_size)
         self.size = size
         self.styles = list(self.meta.styles)
         self.weights = None
@@ -200,6 +203,7 @@ class Stylizer(_Task):
         h, w = frame.shape[:2]
         work = frame
         th, tw = fit_size(h, w, self.size)
+        limits.check_stylize_frame(th, tw)
         if (th, tw) != (h, w):
             work = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA if th < h else cv2.INTER_LINEAR)
         x = self.pre(work)
@@ -260,13 +264,17 @@ class Generator(_Task):
             z = z[None]
         if z.ndim != 2 or z.shape[1] != self.latent_size:
             raise InputError(f"latent has shape {z.shape}; this generator wants (N, {self.latent_size})")
-        feeds = {self.meta.latent.name: z}
         c = self.class_vector(len(z), cls)
-        if c is not None:
-            feeds[self.meta.classes.name] = c
         t1 = time.perf_counter()
-        out = self.runner.infer(feeds)[self.meta.output.name]
-        t2 = time.perf_counter()
-        imgs = [self.post(out[i]) for i in range(len(out))]
+        imgs, infer_s = [], 0.0
+        for i in range(0, len(z), limits.GENERATE_BATCH):  # bounded activations whatever the count
+            feeds = {self.meta.latent.name: z[i:i + limits.GENERATE_BATCH]}
+            if c is not None:
+                feeds[self.meta.classes.name] = c[i:i + limits.GENERATE_BATCH]
+            t = time.perf_counter()
+            out = self.runner.infer(feeds)[self.meta.output.name]
+            infer_s += time.perf_counter() - t
+            imgs += [self.post(out[k]) for k in range(len(out))]
+        t2 = t1 + infer_s
         self.timing = {"pre": 0.0, "infer": (t2 - t1) * 1e3, "post": (time.perf_counter() - t2) * 1e3}
         return imgs

@@ -30,6 +30,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import sys
@@ -45,6 +46,7 @@ import cv2
 import numpy as np
 
 from . import access, control
+from .connections import REQUEST_DEADLINE_S, DeadlineReader, PendingConnections
 from .errors import ArtcamError, SinkError
 from .health import Health
 from .percentiles import percentiles
@@ -53,44 +55,44 @@ from .sink_base import PAUSE, Sink, draw_hud
 PAGE = Path(__file__).parent / "static" / "viewer.html"
 LATENCY_WINDOW = 300  # frames in the live latency percentiles (10 s at 30 FPS)
 SEND_BUFFER_BYTES = 128 * 1024  # a small kernel send buffer: frames wait in our slot, not in the socket
+MAX_STREAMS = 64  # --max-clients: each stream is a thread and a JPEG per frame
 IDLE_RESEND_S = 2.0  # while no new frame comes (paused), resend the last one: finds clients that left
 
 
 class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a fixed number of connections: past it, a bare 503 and close."""
+    """ThreadingHTTPServer with a fixed number of slots for requests that arrived (past it, a 503) and
+    bounded waiting for those that have not (``connections.py``)."""
 
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: a burst of connections must not drop a client's SYN (1 s retry)
     allow_reuse_port = False  # a port in use must be an error, never a second server sharing it
 
     def __init__(self, address, handler, max_connections: int, family=socket.AF_INET):
         self.address_family = family
         self._slots = threading.BoundedSemaphore(max_connections)
+        self.pending = PendingConnections()
         super().__init__(address, handler)
 
     def process_request(self, request, client_address):
-        if not self._slots.acquire(blocking=False):
-            try:
-                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
+        self.pending.admit(request, client_address[0])  # may close the oldest waiting connection
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self.pending.arrived(request)
             raise
 
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+    def take_slot(self) -> bool:
+        return self._slots.acquire(blocking=False)
+
+    def release_slot(self) -> None:
+        self._slots.release()
 
     def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], OSError):  # a client that left mid-answer: not worth a traceback
+        e = sys.exc_info()[1]
+        if isinstance(e, OSError):  # a client that left mid-answer: not worth a line
             return
-        super().handle_error(request, client_address)
+        # a bug: one line (the terminal belongs to the pipeline), the client's connection just closes
+        print(f"artcam: viewer: internal error answering {client_address[0]}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 class ViewerSink(Sink):
@@ -99,8 +101,8 @@ class ViewerSink(Sink):
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, token: str | None = None,
                  max_clients: int = 4, quality: int = 80, hud: bool = False, send_timeout_s: float = 5.0,
                  health: Health | None = None):
-        if max_clients < 1:
-            raise SinkError(f"max clients {max_clients} must be at least 1")
+        if not 1 <= max_clients <= MAX_STREAMS:
+            raise SinkError(f"--max-clients {max_clients} is outside the allowed range 1..{MAX_STREAMS}")
         host = host.strip("[]") or "127.0.0.1"
         self.host, self.quality, self.hud, self.max_clients = host, quality, hud, max_clients
         self.token, generated = access.resolve_token(host, token)
@@ -152,12 +154,15 @@ class ViewerSink(Sink):
         """Steer this ``FrameProcessor`` from the API (``artcam live`` calls this once it is built)."""
         self.processor, self.model = processor, model
 
+    shows_status = True  # frames that repeat the last one while the source gives none (status_only)
+
     def write(self, frame, info):
-        self.health.frame()
+        if not info.get("status_only"):  # a repeated frame saying the source is silent is no sign of life
+            self.health.frame()
         paused = bool(info.get("paused"))
         with self._lock:
             self._last = info
-            if not paused:
+            if not paused and not info.get("status_only"):
                 self.frames += 1
                 if "latency_ms" in info:
                     self._latency.append(float(info["latency_ms"]))
@@ -216,7 +221,8 @@ class ViewerSink(Sink):
         with self._lock:
             last, lat = self._last, list(self._latency)
             stats = {"frames": self.frames, "clients": self.streams, "max_clients": self.max_clients,
-                     "slow_clients_dropped": self.slow_dropped, "clients_refused": self.refused}
+                     "slow_clients_dropped": self.slow_dropped, "clients_refused": self.refused,
+                     "slow_requests_closed": self.server.pending.evicted}
             paused = self._want_paused
         p = percentiles(lat)
         settings = self.processor.settings() if self.processor is not None else {"styles": [], "weights": [],
@@ -228,6 +234,8 @@ class ViewerSink(Sink):
             "style": last.get("style", ""), "strength": settings["strength"], "paused": paused,
             "predictions": [pr.as_dict() for pr in last.get("predictions", [])],
             "token_required": self.token is not None, "stats": stats, "health": self.health.status(),
+            "source": {k: last[k] for k in ("source_state", "stalled_since", "no_frames_s", "attempt", "attempts")
+                       if k in last} or {"source_state": "ok"},
         }
 
 
@@ -238,6 +246,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # the terminal belongs to the pipeline summary
         pass
+
+    # -- connection slots: a request must arrive by a deadline, then it takes a slot (connections.py) ---
+    def setup(self):
+        super().setup()
+        self._slot = False
+        self.rfile = io.BufferedReader(DeadlineReader(self.connection, time.monotonic() + REQUEST_DEADLINE_S))
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers (under the deadline)
+        self.server.pending.arrived(self.connection)
+        if ok and not self.server.take_slot():
+            self.close_connection = True
+            self._error(503, "this viewer is busy; try again", {"Retry-After": "1"})
+            return False
+        self._slot = ok
+        return ok
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.pending.arrived(self.connection)
+            if self._slot:
+                self._slot = False
+                self.server.release_slot()
 
     # -- helpers -----------------------------------------------------------------------------------
     def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
@@ -290,9 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         raw = self.rfile.read(int(length))
         try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            self._error(400, f"malformed JSON: {e}")
+            return control.parse_json(raw)
+        except ArtcamError as e:
+            self._error(400, str(e))
             return None
 
     # -- routes ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from artcam.runtime import limits
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError, InputError, ModelError
 from artcam.runtime.loading import load_model
 from artcam.runtime.processing import fit_size
 from artcam.runtime.tasks import Classifier, Stylizer
+
+from . import request_errors
 
 META_MODEL = "artcam_meta"
 SERVABLE = ("stylize", "classify")
@@ -117,7 +121,8 @@ class Served:
 
         ins = [Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3), optional=True),
                Tensor(name="jpeg", dtype=np.bytes_, shape=(1,), optional=True)]
-        outs = [Tensor(name="server_ms", dtype=np.float32, shape=(1,))]
+        outs = [Tensor(name="server_ms", dtype=np.float32, shape=(1,)),
+                Tensor(name=request_errors.OUTPUT, dtype=np.bytes_, shape=(1,))]
         if self.task == "stylize":
             outs.append(Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3)))
         else:
@@ -131,37 +136,81 @@ class Served:
     def __call__(self, requests) -> list[dict[str, np.ndarray]]:
         """pytriton's infer function: a list of requests (one Triton batch) -> one dict per request.
 
-        A request the model cannot take fails the whole call with a one-line message (pytriton has
-        no per-request errors); with dynamic batching that includes the requests batched with it.
+        Each request is checked on its own first (decodable, a size the model takes, a known style, a
+        whole top_k); a bad one is answered with its own one-line 400 (``request_errors.py``) and the
+        others of the batch run without it. An unexpected failure is a 500 with one line for the
+        requests it touched; its traceback goes to the server's log.
         """
         t0 = time.perf_counter()
-        frames, owner = [], []
+        results: list[dict[str, np.ndarray] | None] = [None] * len(requests)
+        frames, owner, params = [], [], []
         for r, req in enumerate(requests):
-            fs = decode_frames(req)
+            try:
+                fs = decode_frames(req)
+                p = self._check(req, fs)
+            except ArtcamError as e:
+                results[r] = request_errors.client_error(e)
+                continue
+            except Exception as e:  # a bug met by this request alone: it fails, the others run
+                _log(f"{self.name}: internal error checking a request:\n{traceback.format_exc()}")
+                results[r] = request_errors.error_response(f"internal error in {self.name}: {type(e).__name__}: {e}",
+                                                           request_errors.INTERNAL)
+                continue
             frames += fs
             owner += [r] * len(fs)
-        if self.task == "stylize":
-            outs = self._stylize(frames, [_param(requests[r], "style") for r in owner])
-        else:
-            outs = self._classify(frames, [_param(requests[r], "top_k", self.top_k) for r in owner])
+            params += [p] * len(fs)
+        good = sorted(set(owner))
+        if not good:
+            return results  # type: ignore[return-value]
+        try:
+            outs = self._stylize(frames, params) if self.task == "stylize" else self._classify(frames, params)
+        except Exception as e:  # a bug or a failing device, not the client's doing
+            _log(f"{self.name}: internal error on a batch of {len(good)} request(s):\n{traceback.format_exc()}")
+            for r in good:
+                results[r] = request_errors.error_response(f"internal error in {self.name}: {type(e).__name__}: {e}",
+                                                           request_errors.INTERNAL)
+            return results  # type: ignore[return-value]
         ms = np.float32((time.perf_counter() - t0) * 1e3)
-        results = []
-        for r in range(len(requests)):
+        for r in good:
             mine = [outs[i] for i in range(len(frames)) if owner[i] == r]
             d: dict[str, np.ndarray] = {"server_ms": np.full((len(mine), 1), ms, np.float32)}
             if self.task == "stylize":
-                if len({m.shape for m in mine}) > 1:
-                    raise InputError("the 'jpeg' rows of one request decode to different sizes; "
-                                     "send them as separate requests")
-                d["image"] = np.stack(mine) if mine else np.zeros((0, 1, 1, 3), np.uint8)
+                d["image"] = np.stack(mine)
             else:
-                for key in mine[0] if mine else ():
+                for key in mine[0]:
                     if key.endswith("_labels"):
                         d[key] = np.array([m[key] for m in mine], dtype=object)
                     else:
                         d[key] = np.stack([m[key] for m in mine]).astype(np.float32)
-            results.append(d)
-        return results
+            results[r] = d
+        return results  # type: ignore[return-value]
+
+    def _check(self, req, frames: list[np.ndarray]):
+        """One request's parameters, checked against its frames (:class:`InputError` if bad): the style
+        weights for a stylizer, top_k for a classifier."""
+        if not frames:
+            raise InputError("the request holds no frames")
+        if self.task == "stylize":
+            st: Stylizer = self.model
+            if len({f.shape for f in frames}) > 1:
+                raise InputError("the 'jpeg' rows of one request decode to different sizes; "
+                                 "send them as separate requests")
+            h, w = frames[0].shape[:2]
+            th, tw = fit_size(h, w, st.size)
+            st.pre.check_size(th, tw)
+            limits.check_stylize_frame(th, tw)
+            return self._weights(_param(req, "style"))
+        clf: Classifier = self.model
+        for f in frames:
+            clf.pre.check_size(*f.shape[:2])
+        top_k = _param(req, "top_k", self.top_k)
+        try:
+            k = int(top_k)
+        except (TypeError, ValueError):
+            raise InputError(f"parameter top_k={top_k!r} is not a whole number") from None
+        if k < 1:
+            raise InputError(f"parameter top_k={k} must be at least 1")
+        return k
 
     def _weights(self, style) -> np.ndarray | None:
         st: Stylizer = self.model
@@ -172,10 +221,9 @@ class Served:
         st.set_style(0 if style in (None, "") else str(style))
         return st.weights[0].copy()
 
-    def _stylize(self, frames: list[np.ndarray], styles: list) -> list[np.ndarray]:
+    def _stylize(self, frames: list[np.ndarray], weights: list) -> list[np.ndarray]:
         st: Stylizer = self.model
         meta = st.meta
-        weights = [self._weights(s) for s in styles]
         out: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple, list[int]] = {}
         for i, f in enumerate(frames):
@@ -216,12 +264,7 @@ class Served:
 
         outs = []
         for j in range(len(frames)):
-            try:
-                k_req = int(top_ks[j])
-            except (TypeError, ValueError):
-                raise InputError(f"parameter top_k={top_ks[j]!r} is not a whole number") from None
-            if k_req < 1:
-                raise InputError(f"parameter top_k={k_req} must be at least 1")
+            k_req = top_ks[j]
             d = {}
             for h in meta.heads:
                 v = y[h.name][j].reshape(-1)
@@ -309,6 +352,7 @@ class ArtcamTriton:
         from . import stubenv
 
         stubenv.apply(self.log)
+        request_errors.install(self.log)
         if not self.opts.verbose:
             for name in ("pytriton", "pytriton.triton", "pytriton.server", "pytriton.client", "pytriton.proxy",
                          "pytriton.models"):

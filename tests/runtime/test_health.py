@@ -22,6 +22,7 @@ from artcam.runtime import access
 from artcam.runtime.errors import InputError, ModelError
 from artcam.runtime.health import Health, HealthMonitor, HealthSink
 from artcam.runtime.loading import load_model
+from artcam.runtime.reconnect import SourceHealth
 from artcam.runtime.sinks import NullSink
 from artcam.runtime.viewer import ViewerSink
 
@@ -54,14 +55,6 @@ def test_status_follows_the_frames():
     assert h.report() == {"health": "stalled", "frames": 1, "since_last_frame_s": 2.1}
     h.frame()
     assert h.status() == "ok"
-    h.camera_lost()  # the camera wrapper reopening: alive as long as it keeps trying
-    clock.t += 1.0
-    assert h.status() == "camera" and h.alive
-    clock.t += 1.5  # it stopped saying so: that is a stall too
-    assert h.status() == "stalled"
-    h.camera_back()
-    h.frame()
-    assert h.status() == "ok"
     with pytest.raises(ModelError), h.failing_as("model"):
         raise ModelError("broken")
     assert h.status() == "model" and not h.alive  # sticky
@@ -69,12 +62,38 @@ def test_status_follows_the_frames():
     assert h.status() == "model"
 
 
+@pytest.mark.parametrize("what, word", [("camera", "camera"), ("stream", "stalled")])
+def test_status_reads_the_sources_reconnect_state(what, word):
+    """The source's SourceHealth (reconnect.py) decides while it is being reopened: a camera is alive
+    (the watchdog stays fed) for as long as the policy's attempts can take, a stream is a stall."""
+    clock = Clock()
+    src = SourceHealth(what, give_up_s=10.0)
+    h = Health(stall_s=2.0, clock=clock, source=src)
+    h.frame()
+    assert h.status() == "ok" and h.report()["source_state"] == "ok"
+    src.stalled()
+    src.reconnecting(1, 3)
+    clock.t += 5.0  # output frames stopped too: the source's word wins over the output's "stalled"
+    assert h.status() == word and h.alive == (word == "camera")
+    assert h.report()["source_state"] == "reconnecting"
+    src.last_frame -= 13.0  # past the policy's worst case and a stall: an open that hangs is a stall
+    assert h.status() == "stalled"
+    src.frame()
+    h.frame()
+    assert h.status() == "ok" and src.reconnects == 1
+    src.stalled()
+    src.lost()  # attempts spent: the run is about to exit 2
+    assert h.status() == "stalled" and not h.alive
+
+
 def test_health_sink_counts_and_forwards():
     h = Health()
     inner = NullSink()
     sink = HealthSink(inner, h)
     sink.write(None, {})
-    assert inner.frames == 1 and h.report()["frames"] == 1 and sink.description == "null"
+    sink.write(None, {"status_only": True, "source_state": "missing"})  # a repeated frame: no sign of life
+    assert inner.frames == 2 and h.report()["frames"] == 1 and sink.description == "null"
+    assert sink.shows_status is False
 
 
 def _healthz(url: str, headers: dict | None = None) -> tuple[int, bytes, dict]:

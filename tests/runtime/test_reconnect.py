@@ -1,7 +1,10 @@
 """Camera loss: a source that fails for a few seconds and comes back is reopened; the run goes on.
 
-In-process with real sources behind a flaky opener, and as one `artcam live` process whose folder
-source empties (every picture gone: the source ends and cannot be reopened) and fills again.
+One mechanism (``runtime/reconnect.py``) for cameras and streams: ``CaptureSource`` notices the stall,
+reopens under the ``--reconnect`` policy and keeps its ``SourceHealth``, which ``health.Health`` reads
+(``camera`` for a camera being reopened, ``stalled`` for a stream). The source is a real MJPEG camera
+on loopback (tests/loopback_camera.py) that is unplugged (its stream ends, opens get 503) for a few
+seconds and plugged in again: in-process as a camera, and as one `artcam live` process.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,83 +21,67 @@ import urllib.error
 import urllib.request
 
 import cv2
-import numpy as np
 import pytest
 import tiny_models as tm
+from loopback_camera import LoopbackCamera
 from viewer_harness import wait_for
 
-from artcam.runtime.errors import SourceError
 from artcam.runtime.health import Health
-from artcam.runtime.reconnect import NO_CAMERA, Reconnecting, is_local_camera
-from artcam.runtime.sources import SampleSource
+from artcam.runtime.reconnect import parse_policy
+from artcam.runtime.sources import CaptureSource
+
+pytestmark = pytest.mark.reliability
 
 
-def test_reopens_after_failures_and_resumes_frames():
-    health = Health(stall_s=2.0)
-    gone_until = [0.0]
-    opened = []
+def test_a_camera_gone_for_seconds_is_reopened_and_health_says_camera():
+    camera = LoopbackCamera()
+    policy = parse_policy("stall=0.5,attempts=20,backoff=0.2,max-backoff=0.5")
+    src = CaptureSource(camera.url, [(cv2.CAP_FFMPEG, "FFmpeg")], live=True, reconnect=True, policy=policy,
+                        what="camera", description="camera on loopback")
+    health = Health(stall_s=policy.stall_s, source=src.health)
+    frames = [0]
 
-    def opener():
-        if time.monotonic() < gone_until[0]:
-            raise SourceError("camera 0 does not exist")
-        src = SampleSource(size=(24, 32), frames=5, live=False)
-        opened.append(src)
-        return src
+    def consume():  # the pipeline's part: every frame that comes out counts for the health
+        for _frame, _t in src:
+            frames[0] += 1
+            health.frame()
 
-    src = Reconnecting(opener, health=health, first_backoff_s=0.05, max_backoff_s=0.2, beat_s=0.05)
-    frames, states = 0, []
-    t0 = time.monotonic()
-    for _frame, _t in src:
-        frames += 1
-        health.frame()
-        if frames == 5:  # the first source ended (unplugged): stay gone for one second
-            gone_until[0] = time.monotonic() + 1.0
-        states.append((src.state, health.status()))
-        if frames == 12:
-            break
-    src.close()
-    assert time.monotonic() - t0 >= 1.0  # it waited the camera out, in one loop
-    assert src.reconnects == 2 and len(opened) == 3  # 5 + 5 frames, then the third source
-    assert states[-1] == ("ok", "ok")
-    assert src.inner is None and all(s.live is False for s in opened)
-
-
-def test_health_says_camera_while_it_is_gone():
-    health = Health(stall_s=0.5)
-    src = Reconnecting(lambda: (_ for _ in ()).throw(SourceError("gone")),
-                       SampleSource(size=(24, 32), frames=1, live=False), health=health,
-                       first_backoff_s=2.0, beat_s=0.05)
-    it = iter(src)
-    next(it)
-    health.frame()
-    done = threading.Event()
-    threading.Thread(target=lambda: (next(it, None), done.set()), daemon=True).start()
-    wait_for(lambda: src.state == NO_CAMERA, 5, "no camera")
-    time.sleep(1.0)  # longer than stall_s: the beats keep it "camera", not "stalled"
-    assert health.status() == "camera" and health.alive
-    src.close()  # a stop during the backoff ends the iteration at once
-    assert done.wait(2.0)
-
-
-def test_which_sources_are_cameras():
-    assert is_local_camera("0") and is_local_camera("/dev/video2") and is_local_camera("csi://0")
-    assert not any(is_local_camera(s) for s in ("sample", "rtsp://x/y", "clip.mp4", "photos/"))
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    try:
+        wait_for(lambda: frames[0] >= 5 and health.status() == "ok", 20, "frames flowing")
+        camera.unplug()
+        wait_for(lambda: health.status() == "camera", 10, "health 'camera'")
+        gone_at = frames[0]
+        time.sleep(2.5)  # gone for a few seconds, longer than the stall: still 'camera', still alive
+        assert health.status() == "camera" and health.alive and worker.is_alive()
+        assert src.health.as_dict()["source_state"] == "reconnecting" and frames[0] == gone_at
+        camera.plug()
+        wait_for(lambda: frames[0] > gone_at + 5 and health.status() == "ok", 20, "frames again")
+        d = src.health.as_dict()
+        assert d["source_state"] == "ok" and d["stalls"] == 1 and d["reconnects"] == 1
+        assert src.reconnects >= 1 and worker.is_alive()  # the same source object, in the same thread
+        camera.unplug()  # gone again: close() during the reopening ends the iteration at once
+        wait_for(lambda: src.health.as_dict()["source_state"] == "reconnecting", 10, "reconnecting again")
+        src.close()
+        worker.join(timeout=2)
+        assert not worker.is_alive()
+    finally:
+        src.close()
+        camera.close()
 
 
 @pytest.mark.slow
-def test_one_live_process_survives_a_camera_gone_for_seconds(tmp_path):
+def test_one_live_process_survives_a_source_gone_for_seconds(tmp_path):
+    """`artcam live` on the loopback camera, unplugged for 3 s: the process lives on, /healthz and the
+    --json lines say so (a network source: 'stalled'), and frames resume in the same process."""
     style = tm.stylizer(tmp_path / "tiny_style.onnx")
-    cam, away = tmp_path / "cam", tmp_path / "away"
-    cam.mkdir()
-    away.mkdir()
-    for i in range(3):
-        img = np.full((48, 64, 3), 60 * i, np.uint8)
-        cv2.imwrite(str(cam / f"f{i}.png"), img)
+    camera = LoopbackCamera()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ARTCAM_TOKEN": ""}
     env.pop("NOTIFY_SOCKET", None)
-    cmd = [sys.executable, "-m", "artcam.runtime.cli", "live", "--source", str(cam), "--loop", "--reconnect",
+    cmd = [sys.executable, "-m", "artcam.runtime.cli", "live", "--source", camera.url,
            "--style-model", str(style), "--device", "cpu", "--threads", "1", "-o", "http://127.0.0.1:0",
-           "--stall-s", "2", "--json"]
+           "--reconnect", "stall=1,attempts=20,backoff=0.5,max-backoff=1", "--json"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: list[dict] = []
     err: list[str] = []
@@ -103,33 +89,35 @@ def test_one_live_process_survives_a_camera_gone_for_seconds(tmp_path):
                      daemon=True).start()
     threading.Thread(target=lambda: err.extend(iter(proc.stderr.readline, "")), daemon=True).start()
 
-    def healthz():
+    def get(path):
         m = next(re.search(r"web viewer (http://127\.0\.0\.1:\d+/)", ln) for ln in err if "web viewer" in ln)
         try:
-            return urllib.request.urlopen(m.group(1) + "healthz", timeout=5).read()
+            return urllib.request.urlopen(m.group(1) + path, timeout=5).read()
         except urllib.error.HTTPError as e:
             return e.read()
 
     try:
         wait_for(lambda: any(r.get("health") == "ok" for r in out), 60, "frames flowing")
-        for f in cam.iterdir():  # the camera is unplugged
-            shutil.move(str(f), away / f.name)
-        wait_for(lambda: out[-1].get("health") == "camera", 20, "health 'camera'")
-        assert healthz() == b"camera"
+        camera.unplug()
+        wait_for(lambda: out[-1].get("health") == "stalled", 20, "health 'stalled'")
+        assert get("healthz") == b"stalled"
         frames_gone = out[-1]["frames"]
         time.sleep(3.0)  # gone for a few seconds
-        assert proc.poll() is None and out[-1]["health"] == "camera"
-        for f in away.iterdir():  # ... and plugged in again
-            shutil.move(str(f), cam / f.name)
+        assert proc.poll() is None and out[-1]["health"] == "stalled"
+        assert out[-1]["source_state"] in ("stalled", "reconnecting")
+        assert json.loads(get("api/state"))["source"]["source_state"] in ("stalled", "reconnecting")
+        camera.plug()
         wait_for(lambda: out[-1].get("health") == "ok", 20, "health 'ok' again")
-        wait_for(lambda: healthz() == b"ok", 10, "/healthz ok")
+        wait_for(lambda: get("healthz") == b"ok", 10, "/healthz ok")
         assert proc.poll() is None
-        assert any("no camera" in ln for ln in err) and any("back after" in ln for ln in err)
+        assert any("reopening the stream" in ln for ln in err)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
         time.sleep(0.2)
-        assert out[-1]["frames"] > frames_gone  # the summary: frames resumed in the same process
+        summary = out[-1]  # frames resumed in the same process, after one stall and one reconnect
+        assert summary["frames"] > frames_gone and summary["stalls"] == 1 and summary["reconnects"] == 1
     finally:
+        camera.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -20,12 +20,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import cv2
 import numpy as np
 import pytest
 import tiny_models as tm
+from loopback_camera import LoopbackCamera
 from viewer_harness import wait_for
 
 from artcam.runtime import sdnotify
@@ -99,8 +98,9 @@ def test_install_writes_the_unit_and_a_root_only_token(tmp_path):
     assert token.read_text() == before  # an existing token is kept
     bad = artcam("service", "install", "--viewer", "ftp://x", "--print", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
-    bad = artcam("service", "install", "--print", "--", "--token", "x", check=False)
-    assert bad.returncode == 2 and "cannot be passed" in bad.stderr
+    for passed in (["--token", "x"], ["--reconnect", "stall=2"]):  # options of install, not of the pass-through
+        bad = artcam("service", "install", "--print", "--", *passed, check=False)
+        assert bad.returncode == 2 and "cannot be passed" in bad.stderr
     artcam("service", "uninstall", "--unit-dir", str(units), "--no-stop")
     assert not (units / "artcam.service").exists() and token.exists()
 
@@ -120,47 +120,6 @@ def test_notifier_speaks_to_a_path_socket(tmp_path):
     finally:
         server.close()
     assert not sdnotify.Notifier(str(tmp_path / "gone")).send("READY=1")  # never raises
-
-
-class FreezableCamera:
-    """An MJPEG-over-HTTP camera on loopback; ``freeze()`` keeps the connection open and sends nothing."""
-
-    def __init__(self):
-        self.flowing, self.released = threading.Event(), threading.Event()
-        self.flowing.set()
-        img = np.zeros((48, 64, 3), np.uint8)
-        cv2.rectangle(img, (10, 10), (40, 30), (0, 200, 255), -1)
-        jpeg = cv2.imencode(".jpg", img)[1].tobytes()
-        cam = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                try:
-                    while not cam.released.is_set():
-                        if not cam.flowing.is_set():
-                            cam.released.wait(0.1)
-                            continue
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                        time.sleep(1 / 15)
-                except OSError:
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream.mjpg"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class NotifyListener:
@@ -197,16 +156,17 @@ class NotifyListener:
 @pytest.mark.slow
 def test_exec_start_notifies_ready_then_watchdog_and_goes_quiet_when_the_camera_stalls(tmp_path):
     style = tm.stylizer(tmp_path / "tiny_style.onnx")
-    camera, listener = FreezableCamera(), NotifyListener()
+    camera, listener = LoopbackCamera(), NotifyListener()
     creds = tmp_path / "credentials"
     creds.mkdir()
     (creds / "token").write_text("service-secret\n")
     unit = artcam("service", "install", "--print", "--source", camera.url, "--viewer", "http://127.0.0.1:0",
-                  "--style-model", str(style), "--stall-s", "1", "--token-file", "/etc/artcam/token",
+                  "--style-model", str(style), "--reconnect", "stall=1", "--token-file", "/etc/artcam/token",
                   "--user", "root",  # pytest's tmp folder is private: a dynamic user could not read the model
                   "--", "--device", "cpu", "--threads", "1", "--source-size", "48x64").stdout
     cmd = exec_start(unit)
     assert cmd[0] == sys.executable and "service-secret" not in unit
+    assert cmd[cmd.index("--reconnect") + 1] == "stall=1,attempts=5,backoff=0.5,max-backoff=8"
     env = {**os.environ, "NOTIFY_SOCKET": listener.name, "WATCHDOG_USEC": "1000000",  # ping every 0.5 s
            "CREDENTIALS_DIRECTORY": str(creds), "OMP_NUM_THREADS": "1"}
     env.pop("ARTCAM_TOKEN", None)
@@ -233,7 +193,7 @@ def test_exec_start_notifies_ready_then_watchdog_and_goes_quiet_when_the_camera_
         time.sleep(3.0)  # six ping intervals
         late = [t for t in listener.times("WATCHDOG=1") if t > quiet_from]
         assert not late, f"{len(late)} pings after the stall"
-        assert quiet_from - frozen < 4.0  # stall_s 1 + the last frames in flight + one check
+        assert quiet_from - frozen < 4.0  # stall=1 + the last frames in flight + one check
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url + "healthz", timeout=5)
         assert e.value.code == 503 and e.value.read() == b"stalled"

@@ -14,6 +14,7 @@ from artcam.runtime import sinks as S
 from artcam.runtime import sources
 from artcam.runtime.errors import SinkError, SourceError
 from artcam.runtime.fileio import read_image, write_image
+from artcam.runtime.reconnect import parse_policy
 from artcam.runtime.sources import SampleSource, open_source
 from artcam.runtime.viewer import ViewerSink
 
@@ -92,11 +93,9 @@ class Feeder:
         self.sink.close()
 
 
-def test_network_stream_reconnects_after_a_drop(monkeypatch):
-    real_sleep = sources.time.sleep
-    monkeypatch.setattr(sources.time, "sleep", lambda s: real_sleep(min(s, 0.2)))  # shorter backoff, same logic
+def test_network_stream_reconnects_after_a_drop():
     first = Feeder(60)
-    src = open_source(f"http://127.0.0.1:{first.port}/stream.mjpg")
+    src = open_source(f"http://127.0.0.1:{first.port}/stream.mjpg", reconnect=parse_policy("backoff=0.2"))
     assert src.live
     seen, second = [], None
     try:
@@ -138,13 +137,13 @@ def test_video_file_over_http_ends_at_its_end(tmp_path):
 
 
 def test_network_stream_gives_up_after_retries(monkeypatch):
-    real_sleep = sources.time.sleep
     delays = []
-    monkeypatch.setattr(sources.time, "sleep", lambda s: (delays.append(s), real_sleep(0.01)))
+    real_wait = sources.CaptureSource._wait
+    monkeypatch.setattr(sources.CaptureSource, "_wait", lambda self, s: (delays.append(s), real_wait(self, 0.01))[1])
     feeder = Feeder(90)
     src = open_source(f"http://127.0.0.1:{feeder.port}/stream.mjpg")
     got = 0
-    with pytest.raises(SourceError, match="reconnects failed"):
+    with pytest.raises(SourceError, match="5 reopen attempts failed"):
         for _ in src:
             got += 1
             if got == 3:
