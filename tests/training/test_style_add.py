@@ -132,6 +132,10 @@ def test_user_model_runs_without_torch(media, tmp_path):
                PYTHONPATH=str(block) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr
+    no_train = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "style", "add", str(media["painting"])],
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert no_train.returncode == 2 and "pip install 'artcam[train]'" in no_train.stderr, no_train.stderr
+    assert len(no_train.stderr.strip().splitlines()) == 1
     img = tmp_path / "photo.png"
     cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
     hint = artcam(["stylize", img, "--style", "stripes", "-o", tmp_path / "out.png"], models, check=False)
