@@ -290,7 +290,7 @@ class Eta:
               flush=True)
 
 
-def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: str = "", minutes: float = 8.0,
+def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: str = "", minutes: float = 5.0,
               steps: int = 0, photos: list[str] | None = None, resume: bool = False, seed: int = 0,
               loss_net: str = "vgg19", crop: int = CROP, lr: float = LR, start: str = "nearest", device: str = "cpu", argv: list[str] | None = None) -> Path:
     """Learn ``painting`` as a new style and publish ``$ARTCAM_MODELS/INTO.onnx``; returns that path."""
@@ -494,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"user model to add it to, created from --base when absent (default {DEFAULT_INTO})")
     a.add_argument("--base", default="", help=f"start from this stylizer (default: --into if it exists, else "
                                               f"{DEFAULT_STYLIZER})")
-    a.add_argument("--minutes", type=float, default=8.0, help="time budget (default 8)")
+    a.add_argument("--minutes", type=float, default=5.0,
+                   help="time budget (default 5; the style loss flattens after about 200 steps)")
     a.add_argument("--steps", type=int, default=0, help="stop after this many steps (default: the time budget)")
     a.add_argument("--photos", nargs="*", default=None,
                    help="folders of photos to learn on (default $ARTCAM_DATA/photos, else scikit-image's samples)")
