@@ -69,6 +69,8 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
 
 
 _positive_int = _int_at_least(1)
+# With a stylizer on the same cores, classifying every 5th frame keeps camera rate on 2 cores.
+CLASSIFY_EVERY_WITH_STYLE = 5
 _count = _int_at_least(0)
 _positive_float = _float_in(0.0, low_open=True)
 
@@ -224,7 +226,9 @@ def live_main(argv: list[str]) -> int:
     g.add_argument("--classify", nargs="?", const=DEFAULT_CLASSIFIER, default=None,
                    help=f"classify frames with this model (default when given alone: {DEFAULT_CLASSIFIER})")
     g.add_argument("--top-k", type=_positive_int, default=3)
-    g.add_argument("--classify-every", type=_positive_int, default=1, help="classify every Nth frame")
+    g.add_argument("--classify-every", type=_positive_int, default=None,
+                   help="classify every Nth frame (default: 1 without --style, else "
+                        f"{CLASSIFY_EVERY_WITH_STYLE}); live sources classify on a thread of their own")
     p.add_argument("--model", help="a generator for --source latent-walk")
     p.add_argument("--seed", type=_seed, default=0, help="latent walk seed")
     p.add_argument("--class", dest="cls", default=None, help="latent walk: stay on this class")
@@ -261,7 +265,8 @@ def live_main(argv: list[str]) -> int:
         else:
             stylizer = make_stylizer(a) if a.style is not None else None
             classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
-        processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+        every = a.classify_every or (CLASSIFY_EVERY_WITH_STYLE if stylizer is not None else 1)
+        processor = FrameProcessor(stylizer, classifier, every=every, background=bool(source.live))
         if isinstance(sink, ViewerSink):  # the page steers style and strength
             sink.attach(processor, " + ".join(t.meta.name for t in (stylizer, classifier) if t is not None))
         for task in (stylizer, classifier):  # pay one-time costs before the first live frame
@@ -358,7 +363,9 @@ def demo_main(argv: list[str]) -> int:
     p.add_argument("--style", default="0", help="style name or index (default: the first)")
     p.add_argument("--style-model", default=DEFAULT_STYLIZER)
     p.add_argument("--classify", default=DEFAULT_CLASSIFIER, help="classifier model, or none")
-    p.add_argument("--classify-every", type=_positive_int, default=1)
+    p.add_argument("--classify-every", type=_positive_int, default=CLASSIFY_EVERY_WITH_STYLE,
+                   help=f"classify every Nth frame, on a thread of its own unless --every-frame "
+                        f"(default: {CLASSIFY_EVERY_WITH_STYLE})")
     p.add_argument("--cycle-styles", type=_count, default=60, help="switch style every N frames (0 = never)")
     p.add_argument("--every-frame", action="store_true",
                    help="process every frame as fast as possible (default: paced like a 30 FPS camera, "
@@ -369,7 +376,7 @@ def demo_main(argv: list[str]) -> int:
     a.strength, a.preserve_color, a.size = 1.0, False, None
     stylizer = make_stylizer(a)
     classifier = None if a.classify == "none" else Classifier(_load(a.classify, "classify", a))
-    processor = FrameProcessor(stylizer, classifier, every=a.classify_every)
+    processor = FrameProcessor(stylizer, classifier, every=a.classify_every, background=not a.every_frame)
     stylizer.warmup(a.source_size)
     if classifier:
         classifier.warmup()
