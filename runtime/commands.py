@@ -15,6 +15,7 @@ import numpy as np
 from . import sinks as S
 from .cli import ArgParser
 from .errors import ArtcamError, InputError, Interrupted
+from .guided import UPSAMPLE_MODES
 from .loading import ForeignFlags, load_model
 from .pipeline import FrameProcessor, Pipeline, PipelineStats
 from .sources import open_source
@@ -143,6 +144,9 @@ def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0"
     g.add_argument("--strength", type=_float_in(0.0, 1.0), default=1.0, help="blend with the original, 0..1 (default: 1)")
     g.add_argument("--preserve-color", action="store_true", help="keep the input's colours, take the style's texture")
     g.add_argument("--size", type=_positive_int, default=None, help="stylize at this longer side, then scale back")
+    g.add_argument("--upsample", choices=UPSAMPLE_MODES, default="resize",
+                   help="with --size below the frame's: scale back with a plain resize (default) or 'guided' "
+                        "(bicubic plus the frame's full-resolution edges, a few ms more per HD frame)")
 
 
 def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> Stylizer:
@@ -152,7 +156,7 @@ def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> S
     lm = _load(model, "stylize", a, flags)
     try:
         return Stylizer(lm, style=style if style is not None else 0, strength=a.strength,
-                        keep_color=a.preserve_color, size=a.size)
+                        keep_color=a.preserve_color, size=a.size, upsample=getattr(a, "upsample", "resize"))
     except ArtcamError:
         lm.close()
         raise

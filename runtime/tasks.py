@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .guided import UPSAMPLE_MODES, guided_upsample
 from .loading import LoadedModel
 from .processing import ImagePostprocessor, ImagePreprocessor, blend, fit_size, preserve_color, softmax
 
@@ -71,7 +72,12 @@ class Classifier(_Task):
 
 
 class Stylizer(_Task):
-    """Stylize frames of any size: optional resize, pad to the net's multiple, crop back, blend."""
+    """Stylize frames of any size: optional resize, pad to the net's multiple, crop back, blend.
+
+    ``size``: stylize at this longer side; ``upsample``: how a smaller result comes back to the frame's
+    size, ``resize`` (bilinear) or ``guided`` (bicubic plus the frame's full-resolution detail, see
+    :mod:`artcam.runtime.guided`).
+    """
 
     def __init__(
         self,
@@ -80,8 +86,12 @@ class Stylizer(_Task):
         strength: float = 1.0,
         keep_color: bool = False,
         size: int | None = None,
+        upsample: str = "resize",
     ):
         super().__init__(model)
+        if upsample not in UPSAMPLE_MODES:
+            raise InputError(f"unknown upsampling {upsample!r}", f"use one of {', '.join(UPSAMPLE_MODES)}")
+        self.upsample = upsample
         self.pre = ImagePreprocessor(self.meta.image)
         self.post = ImagePostprocessor(self.meta.output)
         self.strength = self.checked_strength(strength)
@@ -210,7 +220,10 @@ class Stylizer(_Task):
         t2 = time.perf_counter()
         img = self.post(out, crop=(th, tw))
         if (th, tw) != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+            if self.upsample == "guided" and th < h:
+                img = guided_upsample(img, work, frame)
+            else:
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
         if self.keep_color:
             img = preserve_color(img, frame)
         img = blend(img, frame, self.strength)
