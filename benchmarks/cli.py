@@ -13,7 +13,7 @@ from artcam.runtime.cli import ArgParser
 from artcam.runtime.errors import ArtcamError
 
 from . import model_bench as mb
-from . import report, stats
+from . import report, roofline, stats
 from .compare import DEFAULT_THRESHOLD, compare, regressions
 from .compare import table as compare_table
 
@@ -136,6 +136,19 @@ def _config_from_args(a, old: dict | None) -> mb.BenchConfig:
     )
 
 
+def _roofline(results: list[dict], cfg: mb.BenchConfig) -> dict | None:
+    """The measured matmul peaks, and each CPU case's share of them (None when no CPU case ran)."""
+    if not any(r.get("status") == "ok" and r.get("backend") in roofline.CPU_BACKENDS for r in results):
+        return None
+    try:
+        roof = roofline.measure_peaks(cfg.precisions, cfg.threads)
+    except ImportError as e:  # the probe builds its graph with onnx, like the FLOP count
+        _log(f"bench: no roofline: {e}")
+        return None
+    roofline.annotate(results, roof)
+    return roof
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "pipeline":
@@ -166,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             and not any(r.get("model") == b for r in doc["results"]):
         _log(f"bench: --baseline {b!r} names no backend ({', '.join(mb.BACKENDS)}) and no benchmarked model; "
              "speed-ups are relative to each model's first case")
+    roof = _roofline(doc["results"], cfg)
     doc = report.new_document("model", cfg.settings(), doc["results"], env=env, argv=argv)
     table = report.model_table(doc)
+    if roof is not None:
+        doc["roofline"] = roof
+        table += "\n" + "\n".join(roofline.lines(doc["results"], roof))
     print(table, file=sys.stderr if a.json else sys.stdout, flush=True)
     code = 0
     if old is not None:
