@@ -199,6 +199,10 @@ class Int8Options:
     exclude_nodes: Sequence[str] = ()
     exclude_op_types: Sequence[str] = ()
     keep_activations: bool = False  # keep ReLU/Clip with their own Q/DQ instead of folding them into the range
+    # Convolutions with fewer outputs than this get zero filters up to it and a Slice back (0 = never):
+    # ONNX Runtime's CPU QLinearConv is slow off multiples of 16 (export/channel_pad.py has the figures).
+    pad_conv_outputs: int = 16
+    padded_nodes: list = field(default_factory=list)  # filled in by quantize_int8
     keep_fp32: int = 0  # leave the nodes of the N worst-quantising activations in FP32
     sensitivity_samples: int = 16
     kept_fp32_nodes: list = field(default_factory=list)  # filled in by quantize_int8
@@ -250,6 +254,8 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
     with work_dir("int8") as tmp_path:
         tmp = str(tmp_path)
         pre = _preprocess(onnx_bytes, tmp)
+        if opts.pad_conv_outputs and not opts.symmetric_activations:  # TensorRT picks its own kernels
+            pre = _pad_outputs(pre, opts, tmp)
         q = _quantize_file(pre, feeds, opts, tmp, log)
         if opts.keep_fp32 > 0:
             worst = layer_sensitivity(pre, q, feeds[: opts.sensitivity_samples], tmp)
@@ -258,6 +264,20 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
                 log(f"artcam: keeping {node} in FP32 (SQNR vs FP32 falls {drop:.1f} dB across it, to {sqnr:.1f} dB)")
             q = _quantize_file(pre, feeds, opts, tmp, log)
         return Path(q).read_bytes()
+
+
+def _pad_outputs(pre: str, opts: Int8Options, tmp: str) -> str:
+    import onnx
+
+    from .channel_pad import pad_conv_outputs
+
+    model = onnx.load(pre)
+    opts.padded_nodes = pad_conv_outputs(model, opts.pad_conv_outputs)
+    if not opts.padded_nodes:
+        return pre
+    out = os.path.join(tmp, "padded.onnx")
+    onnx.save(model, out)
+    return out
 
 
 def _quantize_file(pre: str, feeds, opts: Int8Options, tmp: str, log) -> str:
