@@ -203,6 +203,9 @@ class Int8Options:
     # ONNX Runtime's CPU QLinearConv is slow off multiples of 16 (export/channel_pad.py has the figures).
     pad_conv_outputs: int = 16
     padded_nodes: list = field(default_factory=list)  # filled in by quantize_int8
+    # Zero Pad nodes in front of a Conv become the Conv's own padding (export/pad_fold.py: exact).
+    fold_pads: bool = True
+    folded_pads: list = field(default_factory=list)  # filled in by quantize_int8
     keep_fp32: int = 0  # leave the nodes of the N worst-quantising activations in FP32
     sensitivity_samples: int = 16
     kept_fp32_nodes: list = field(default_factory=list)  # filled in by quantize_int8
@@ -254,8 +257,7 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
     with work_dir("int8") as tmp_path:
         tmp = str(tmp_path)
         pre = _preprocess(onnx_bytes, tmp)
-        if opts.pad_conv_outputs and not opts.symmetric_activations:  # TensorRT picks its own kernels
-            pre = _pad_outputs(pre, opts, tmp)
+        pre = _rewrite_for_int8(pre, opts, tmp)
         q = _quantize_file(pre, feeds, opts, tmp, log)
         if opts.keep_fp32 > 0:
             worst = layer_sensitivity(pre, q, feeds[: opts.sensitivity_samples], tmp)
@@ -266,16 +268,21 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
         return Path(q).read_bytes()
 
 
-def _pad_outputs(pre: str, opts: Int8Options, tmp: str) -> str:
+def _rewrite_for_int8(pre: str, opts: Int8Options, tmp: str) -> str:
+    """Exact graph rewrites that let ONNX Runtime's INT8 kernels run the model fast (see the modules)."""
     import onnx
 
     from .channel_pad import pad_conv_outputs
+    from .pad_fold import fold_pads_into_convs
 
     model = onnx.load(pre)
-    opts.padded_nodes = pad_conv_outputs(model, opts.pad_conv_outputs)
-    if not opts.padded_nodes:
+    if opts.fold_pads:
+        opts.folded_pads = fold_pads_into_convs(model)
+    if opts.pad_conv_outputs and not opts.symmetric_activations:  # TensorRT picks its own kernels
+        opts.padded_nodes = pad_conv_outputs(model, opts.pad_conv_outputs)
+    if not (opts.folded_pads or opts.padded_nodes):
         return pre
-    out = os.path.join(tmp, "padded.onnx")
+    out = os.path.join(tmp, "rewritten.onnx")
     onnx.save(model, out)
     return out
 
