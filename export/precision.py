@@ -206,6 +206,12 @@ class Int8Options:
     # Zero Pad nodes in front of a Conv become the Conv's own padding (export/pad_fold.py: exact).
     fold_pads: bool = True
     folded_pads: list = field(default_factory=list)  # filled in by quantize_int8
+    # Convolutions reading at most this many channels (an image stem: 3) stay FP32 (0: quantise them too).
+    # ORT's INT8 kernels are slow there: stylizer_nano's full-resolution 3->32 stem took 13-15 ms in INT8
+    # against 2-3 ms in FP32 (model 1.50x -> 1.68x FP32, 1 thread); classifier_lite0's 224-px stem gains
+    # nothing (2.02x -> 1.94x), hence off by default (export --int8-fp32-stem).
+    fp32_stem_channels: int = 0
+    fp32_stem_nodes: list = field(default_factory=list)  # filled in by quantize_int8
     keep_fp32: int = 0  # leave the nodes of the N worst-quantising activations in FP32
     sensitivity_samples: int = 16
     kept_fp32_nodes: list = field(default_factory=list)  # filled in by quantize_int8
@@ -287,6 +293,18 @@ def _rewrite_for_int8(pre: str, opts: Int8Options, tmp: str) -> str:
     return out
 
 
+def _stem_convs(graph, max_channels: int) -> list[str]:
+    """Names of the ungrouped Convs whose weights (an initializer) read at most ``max_channels`` channels."""
+    dims = {i.name: list(i.dims) for i in graph.initializer}
+    out = []
+    for n in graph.node:
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        w = dims.get(n.input[1]) if n.op_type == "Conv" and len(n.input) > 1 else None
+        if w is not None and len(w) >= 2 and group == 1 and w[1] <= max_channels:
+            out.append(n.name)
+    return out
+
+
 def _quantize_file(pre: str, feeds, opts: Int8Options, tmp: str, log) -> str:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -306,6 +324,9 @@ def _quantize_file(pre: str, feeds, opts: Int8Options, tmp: str, log) -> str:
         exclude += [n for n in first_last_nodes(Path(pre).read_bytes()) if n not in exclude]
     if opts.exclude_op_types:
         exclude += [n.name for n in graph.node if n.op_type in opts.exclude_op_types]
+    if opts.fp32_stem_channels and not opts.symmetric_activations:
+        opts.fp32_stem_nodes = _stem_convs(graph, opts.fp32_stem_channels)
+        exclude += [n for n in opts.fp32_stem_nodes if n not in exclude]
     dst = os.path.join(tmp, "int8.onnx")
 
     def run(m):

@@ -128,3 +128,19 @@ def test_shipped_classifier_pads_fold_after_ort_preprocessing(tmp_path):
     assert "Pad" not in {n.op_type for n in m.graph.node}
     for a, b in zip(ref, make_session(m.SerializeToString()).run(None, x)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_fp32_stem_keeps_the_image_reading_conv_in_float():
+    from artcam.export.precision import Int8Options, quantize_int8
+
+    m = _net()
+    rng = np.random.default_rng(8)
+    feeds = [{"x": rng.standard_normal((1, 3, 20, 24)).astype(np.float32)} for _ in range(4)]
+    opts = Int8Options(method="minmax", fp32_stem_channels=4)
+    q = onnx.load_from_string(quantize_int8(m.SerializeToString(), feeds, opts, log=lambda s: None))
+    assert opts.fp32_stem_nodes == ["wide"]
+    float_convs = [n.name for n in q.graph.node if n.op_type == "Conv"]
+    weights = {i.name: i.data_type for i in q.graph.initializer}
+    wide = next(n for n in q.graph.node if n.name == "wide")
+    assert "wide" in float_convs and weights.get(wide.input[1]) == TensorProto.FLOAT
+    assert Int8Options().fp32_stem_channels == 0  # off unless asked (export --int8-fp32-stem)
