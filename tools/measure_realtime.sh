@@ -35,5 +35,10 @@ cp runs/nano_int8.onnx.report.json "$OUT/nano_int8.json"
 cp runs/classifier_int8.onnx.report.json "$OUT/classifier_int8.json"
 "$PY" -m artcam.benchmarks.int8_speed runtime/models/classifier_lite0.onnx runs/classifier_int8.onnx --runs 60 \
     --threads 1 --json "$OUT/classifier_int8_speed.json"
+# Where the INT8 models' time goes (what stays FP32 and its share), beside FP32.
+"$PY" -m artcam.benchmarks.op_profile runtime/models/stylizer_nano.onnx runs/nano_int8.onnx --size 480x640 \
+    --json "$OUT/nano_int8_profile.json"
+"$PY" -m artcam.benchmarks.op_profile runtime/models/classifier_lite0.onnx runs/classifier_int8.onnx \
+    --json "$OUT/classifier_int8_profile.json"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
-echo "wrote $OUT/{realtime,hd_detail,roofline_bench,nano_int8,nano_int8_speed,classifier_int8,classifier_int8_speed}.json"
+echo "wrote $OUT/{realtime,hd_detail,roofline_bench,nano_int8,nano_int8_speed,classifier_int8,classifier_int8_speed,*_profile}.json"
