@@ -140,6 +140,7 @@ class SlowCamera(Source):
             yield np.zeros((32, 32, 3), np.uint8), time.perf_counter()
 
 
+@pytest.mark.slow
 def test_a_camera_slower_than_promised_is_said_once_and_not_dropped(capsys):
     stats = Pipeline(SlowCamera(), lambda f: (f, {}), NullSink()).run(duration_s=3.6)
     err = capsys.readouterr().err
