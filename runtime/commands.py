@@ -70,10 +70,10 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
 
 
 _positive_int = _int_at_least(1)
-# With a stylizer on the same cores, classifying every 5th frame keeps camera rate on 2 cores.
-CLASSIFY_EVERY_WITH_STYLE = 5
 _count = _int_at_least(0)
 _positive_float = _float_in(0.0, low_open=True)
+# With a stylizer on the same cores, classifying every 5th frame keeps camera rate on 2 cores.
+CLASSIFY_EVERY_WITH_STYLE = 5
 
 
 def _size(s: str) -> tuple[int, int]:
