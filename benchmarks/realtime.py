@@ -7,6 +7,8 @@ Scenarios (each a subprocess of ``artcam``, one after another, 300 output frames
 - ``live_720p_full``, ``live_720p_resize``, ``live_720p_guided``: ``artcam live --source sample
   --source-size 720x1280 -o null`` at full resolution, with ``--size 640``, and ``--size 640 --upsample
   guided``; ``live_1080p_guided``: 1080x1920 with ``--size 960 --upsample guided``.
+- With ``--int8-stylizer MODEL`` (an ``artcam export --int8`` of the stylizer): ``live_720p_int8_full`` and
+  ``live_720p_int8_guided_960`` (``--size 960 --upsample guided``, 79% of full resolution's fine detail).
 
 The bars (``checks``): the demo at >= 29 FPS with end-to-end p99 < 100 ms; 720p at >= 30 FPS.
 
@@ -27,9 +29,14 @@ from artcam.runtime.cli import ArgParser
 DEMO_FPS, DEMO_P99_MS, HD_FPS = 29.0, 100.0, 30.0
 
 
-def scenarios(frames: int, video: Path) -> dict[str, list[str]]:
+def scenarios(frames: int, video: Path, int8_stylizer: str = "") -> dict[str, list[str]]:
     demo = ["demo", "--frames", str(frames), "-o", str(video), "--json"]
     live = ["live", "--source", "sample", "--style", "0", "-o", "null", "--frames", str(frames), "--json"]
+    hd = [*live, "--source-size", "720x1280"]
+    int8 = {} if not int8_stylizer else {
+        "live_720p_int8_full": [*hd, "--style-model", int8_stylizer],
+        "live_720p_int8_guided_960": [*hd, "--style-model", int8_stylizer, "--size", "960", "--upsample", "guided"],
+    }
     return {
         "demo": demo,
         "demo_classify_every_1": [*demo, "--classify-every", "1"],
@@ -38,6 +45,7 @@ def scenarios(frames: int, video: Path) -> dict[str, list[str]]:
         "live_720p_resize": [*live, "--source-size", "720x1280", "--size", "640"],
         "live_720p_guided": [*live, "--source-size", "720x1280", "--size", "640", "--upsample", "guided"],
         "live_1080p_guided": [*live, "--source-size", "1080x1920", "--size", "960", "--upsample", "guided"],
+        **int8,
     }
 
 
@@ -63,7 +71,8 @@ def checks(res: dict) -> dict:
     if d:
         c["demo_fps_ge_29"] = d["fps"] >= DEMO_FPS
         c["demo_p99_lt_100ms"] = d["latency_ms"]["e2e"]["p99"] < DEMO_P99_MS
-    for name in ("live_720p_full", "live_720p_resize", "live_720p_guided"):
+    for name in ("live_720p_full", "live_720p_resize", "live_720p_guided", "live_720p_int8_full",
+                 "live_720p_int8_guided_960"):
         if s(name):
             c[f"{name}_fps_ge_30"] = s(name)["fps"] >= HD_FPS
     return c
@@ -73,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p = ArgParser(prog="python -m artcam.benchmarks.realtime", description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=300, help="output frames per scenario (default 300)")
     p.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
+    p.add_argument("--int8-stylizer", default="", metavar="MODEL", help="also the 720p scenarios with this INT8 stylizer")
     p.add_argument("--json", default="", help="write the summaries and checks here")
     a = p.parse_args(argv)
     res = {}
     with tempfile.TemporaryDirectory(prefix="artcam_realtime_") as tmp:
-        todo = scenarios(a.frames, Path(tmp) / "demo.mp4")
+        todo = scenarios(a.frames, Path(tmp) / "demo.mp4", a.int8_stylizer)
         if a.only:
             unknown = sorted(set(a.only.split(",")) - set(todo))
             if unknown:

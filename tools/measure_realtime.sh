@@ -13,19 +13,17 @@ OUT=benchmarks/results
 mkdir -p "$OUT" runs
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
 
-# 1. Both models at camera rate (artcam demo as shipped, and variants), HD live paths at 720p and 1080p.
-"$PY" -m artcam.benchmarks.realtime --json "$OUT/realtime.json"
-
-# 2. HD detail: half size + resize / + guided upsampling against full-resolution nano, the stylize paths'
+# 1. HD detail: half size + resize / + guided upsampling against full-resolution nano, the stylize paths'
 #    speed and the model-only ratio against multistyle26 at 1280x720 and 1920x1080; the side-by-side picture.
 "$PY" -m artcam.benchmarks.hd_detail --runs 15 --json "$OUT/hd_detail.json" --picture docs/hd_720p_side_by_side.jpg
 
-# 3. The roofline line: achieved GFLOP/s beside the measured matmul peak, per model and precision.
+# 2. The roofline line: achieved GFLOP/s beside the measured matmul peak, per model and precision.
 "$ARTCAM" bench stylizer_nano classifier_lite0 --precision fp32,int8 --imgsz 480x640 --json \
     > "$OUT/roofline_bench.json"
 
-# 4. INT8 with the exact graph rewrites (conv outputs padded to 16, zero Pads folded into Convs).
-"$ARTCAM" export runtime/models/stylizer_nano.onnx --int8 --int8-fp32-stem --data "$DATA/photos" -o runs/nano_int8.onnx
+# 3. INT8 with the exact graph rewrites (conv outputs padded to 16, zero Pads folded into Convs).
+"$ARTCAM" export runtime/models/stylizer_nano.onnx --int8 --int8-fp32-stem --data "$DATA/photos" \
+    -o runs/nano_int8.onnx
 cp runs/nano_int8.onnx.report.json "$OUT/nano_int8.json"
 "$PY" -m artcam.benchmarks.int8_speed runtime/models/stylizer_nano.onnx runs/nano_int8.onnx --size 480 640 \
     --runs 30 --json "$OUT/nano_int8_speed.json"
@@ -35,7 +33,12 @@ cp runs/nano_int8.onnx.report.json "$OUT/nano_int8.json"
 cp runs/classifier_int8.onnx.report.json "$OUT/classifier_int8.json"
 "$PY" -m artcam.benchmarks.int8_speed runtime/models/classifier_lite0.onnx runs/classifier_int8.onnx --runs 60 \
     --threads 1 --json "$OUT/classifier_int8_speed.json"
-# Where the INT8 models' time goes (what stays FP32 and its share), beside FP32.
+
+# 4. Both models at camera rate (artcam demo as shipped, and variants), HD live paths at 720p and 1080p,
+#    720p with the INT8 stylizer made above.
+"$PY" -m artcam.benchmarks.realtime --int8-stylizer runs/nano_int8.onnx --json "$OUT/realtime.json"
+
+# 5. Where the INT8 models' time goes (what stays FP32 and its share), beside FP32.
 "$PY" -m artcam.benchmarks.op_profile runtime/models/stylizer_nano.onnx runs/nano_int8.onnx --size 480x640 \
     --json "$OUT/nano_int8_profile.json"
 "$PY" -m artcam.benchmarks.op_profile runtime/models/classifier_lite0.onnx runs/classifier_int8.onnx \
