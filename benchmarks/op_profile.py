@@ -46,16 +46,15 @@ def _feeds(sess, size: tuple[int, int]) -> dict[str, np.ndarray]:
 def profile(path: str, size: tuple[int, int], runs: int = 20, threads: int = 0) -> dict:
     """Median kernel ms per node and per op type, and the op counts of the optimised graph."""
     import onnx
-    import onnxruntime as ort
 
-    from artcam.runtime.backends.onnxrt import session_options
+    from artcam.runtime.backends.onnxrt import make_session, session_options
 
     with tempfile.TemporaryDirectory(prefix="artcam_prof_") as tmp:
         so = session_options(threads)
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(tmp) / "p")
         so.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
-        sess = ort.InferenceSession(_model_bytes(path), so, providers=["CPUExecutionProvider"])
+        sess = make_session(_model_bytes(path), options=so)
         feeds = _feeds(sess, size)
         for _ in range(3 + runs):
             sess.run(None, feeds)
