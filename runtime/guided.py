@@ -49,17 +49,24 @@ def local_gain(guide: np.ndarray, target: np.ndarray, radius: int = 2, eps: floa
 
 
 def guided_upsample(stylized_low: np.ndarray, frame_low: np.ndarray, frame: np.ndarray,
-                    radius: int = 2, eps: float = 1e-3, max_gain: float = 2.0) -> np.ndarray:
+                    radius: int = 2, eps: float = 1e-3, max_gain: float = 2.0, gain_shrink: int = 2) -> np.ndarray:
     """Scale ``stylized_low`` (BGR uint8, the stylizer's output for ``frame_low``) up to ``frame``'s
     size (bicubic), adding ``frame``'s full-resolution detail through the style's local gain (module
-    docstring). Full-resolution work: two resizes, one grey conversion, one multiply, one add."""
+    docstring). The gain, a smooth field, is fitted at 1/``gain_shrink`` of the low resolution (a
+    ``radius`` there covers ``gain_shrink`` times as many low-resolution pixels); the full-resolution
+    work is in 16-bit fixed point: two resizes, a grey conversion, a multiply and a saturating add."""
     h, w = frame.shape[:2]
     grey_low = cv2.cvtColor(frame_low, cv2.COLOR_BGR2GRAY)
-    a = local_gain(grey_low.astype(np.float32) * np.float32(1 / 255), stylized_low.astype(np.float32),
-                   radius, eps, max_gain)
-    a *= np.float32(1 / 255)  # per grey level, as the detail below is measured
+    g, p = grey_low, stylized_low
+    if gain_shrink > 1:
+        small = (max(1, frame_low.shape[1] // gain_shrink), max(1, frame_low.shape[0] // gain_shrink))
+        g = cv2.resize(grey_low, small, interpolation=cv2.INTER_AREA)
+        p = cv2.resize(stylized_low, small, interpolation=cv2.INTER_AREA)
+    a = local_gain(g.astype(np.float32) * np.float32(1 / 255), p.astype(np.float32), radius, eps, max_gain)
+    gain_q7 = (a * np.float32(128 / 255)).astype(np.int16)  # per grey level, 7 fractional bits: |a| <= 2
     up = cv2.resize(stylized_low, (w, h), interpolation=cv2.INTER_CUBIC)
     detail = cv2.subtract(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY),
-                          cv2.resize(grey_low, (w, h), interpolation=cv2.INTER_CUBIC), dtype=cv2.CV_32F)
-    corr = cv2.multiply(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), cv2.cvtColor(detail, cv2.COLOR_GRAY2BGR))
+                          cv2.resize(grey_low, (w, h), interpolation=cv2.INTER_CUBIC), dtype=cv2.CV_16S)
+    corr = cv2.multiply(cv2.resize(gain_q7, (w, h), interpolation=cv2.INTER_LINEAR), cv2.merge([detail] * 3),
+                        scale=1 / 128, dtype=cv2.CV_16S)
     return cv2.add(up, corr, dtype=cv2.CV_8U)  # saturating: no wrap-around at 0 and 255
