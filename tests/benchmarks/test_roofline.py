@@ -47,6 +47,7 @@ def test_bench_prints_and_records_the_roofline(tmp_path):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["roofline"]["peak_gflops_per_s"]["fp32"] > 0
+    assert set(doc["clock"]) == {"before", "after", "during", "dropped", "why"}  # probed under the clock watch
     case = doc["results"][0]
     assert case["peak_gflops_per_s"] == doc["roofline"]["peak_gflops_per_s"]["fp32"]
     assert case["share_of_peak"] == round(case["gflops_per_s"] / case["peak_gflops_per_s"], 4)
