@@ -14,7 +14,7 @@ from artcam.runtime.errors import ArtcamError
 from artcam.runtime.sizes import parse_sizes
 
 from . import model_bench as mb
-from . import report, stats
+from . import report, roofline, stats
 from .compare import DEFAULT_THRESHOLD, compare, regressions
 from .compare import table as compare_table
 
@@ -137,6 +137,19 @@ def _config_from_args(a, old: dict | None) -> mb.BenchConfig:
     )
 
 
+def _roofline(results: list[dict], cfg: mb.BenchConfig) -> dict | None:
+    """The measured matmul peaks, and each CPU case's share of them (None when no CPU case ran)."""
+    if not any(r.get("status") == "ok" and r.get("backend") in roofline.CPU_BACKENDS for r in results):
+        return None
+    try:
+        roof = roofline.measure_peaks(cfg.precisions, cfg.threads)
+    except ImportError as e:  # the probe builds its graph with onnx, like the FLOP count
+        _log(f"bench: no roofline: {e}")
+        return None
+    roofline.annotate(results, roof)
+    return roof
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "pipeline":
@@ -164,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     env = envinfo.environment(cfg.threads)
     with ClockWatch() as clock:  # CPU clock and temperature before/during/after: a throttled run says so
         doc = mb.run_benchmark(cfg, _log)
+        roof = _roofline(doc["results"], cfg)  # the matmul peak probe, under the same clock watch
     if clock.warning():
         _log(clock.warning())
     b = cfg.baseline
@@ -173,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
              "speed-ups are relative to each model's first case")
     doc = report.new_document("model", cfg.settings(), doc["results"], env=env, argv=argv, clock=clock.result())
     table = report.model_table(doc)
+    if roof is not None:
+        doc["roofline"] = roof
+        table += "\n" + "\n".join(roofline.lines(doc["results"], roof))
     print(table, file=sys.stderr if a.json else sys.stdout, flush=True)
     code = 0
     if old is not None:

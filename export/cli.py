@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-full-range", action="store_true",
                    help="8-bit weights for ONNX Runtime targets too (default 7-bit there: full-range weights "
                         "saturate the INT8 kernels of x86 CPUs without VNNI; engines always get full range)")
+    p.add_argument("--int8-fp32-stem", action="store_true",
+                   help="keep convolutions that read the image's 3 channels in FP32 (faster on CPU for "
+                        "full-resolution stems such as a stylizer's)")
     p.add_argument("--int8-keep-fp32", type=int, default=0, metavar="N",
                    help="measure each activation's quantisation SQNR and keep the N worst nodes in FP32")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch (and H, W for 4-D image tensors)")
@@ -279,6 +282,7 @@ def main(argv: list[str]) -> int:
         opts = Int8Options(method=args.calib_method, symmetric_activations=symmetric,
                            reduce_range=not (symmetric or args.int8_full_range),
                            exclude_first_last=args.int8_exclude_first_last, keep_fp32=args.int8_keep_fp32,
+                           fp32_stem_channels=4 if args.int8_fp32_stem else 0,
                            exclude_op_types=tuple(o.strip() for o in args.int8_exclude_ops.split(",") if o.strip()))
         t1 = time.perf_counter()
         q = quantize_int8(data, cfeeds, opts)

@@ -199,6 +199,19 @@ class Int8Options:
     exclude_nodes: Sequence[str] = ()
     exclude_op_types: Sequence[str] = ()
     keep_activations: bool = False  # keep ReLU/Clip with their own Q/DQ instead of folding them into the range
+    # Convolutions with fewer outputs than this get zero filters up to it and a Slice back (0 = never):
+    # ONNX Runtime's CPU QLinearConv is slow off multiples of 16 (export/channel_pad.py has the figures).
+    pad_conv_outputs: int = 16
+    padded_nodes: list = field(default_factory=list)  # filled in by quantize_int8
+    # Zero Pad nodes in front of a Conv become the Conv's own padding (export/pad_fold.py: exact).
+    fold_pads: bool = True
+    folded_pads: list = field(default_factory=list)  # filled in by quantize_int8
+    # Convolutions reading at most this many channels (an image stem: 3) stay FP32 (0: quantise them too).
+    # ORT's INT8 kernels are slow there: stylizer_nano's full-resolution 3->32 stem took 13-15 ms in INT8
+    # against 2-3 ms in FP32 (model 1.50x -> 1.68x FP32, 1 thread); classifier_lite0's 224-px stem gains
+    # nothing (2.02x -> 1.94x), hence off by default (export --int8-fp32-stem).
+    fp32_stem_channels: int = 0
+    fp32_stem_nodes: list = field(default_factory=list)  # filled in by quantize_int8
     keep_fp32: int = 0  # leave the nodes of the N worst-quantising activations in FP32
     sensitivity_samples: int = 16
     kept_fp32_nodes: list = field(default_factory=list)  # filled in by quantize_int8
@@ -250,6 +263,7 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
     with work_dir("int8") as tmp_path:
         tmp = str(tmp_path)
         pre = _preprocess(onnx_bytes, tmp)
+        pre = _rewrite_for_int8(pre, opts, tmp)
         q = _quantize_file(pre, feeds, opts, tmp, log)
         if opts.keep_fp32 > 0:
             worst = layer_sensitivity(pre, q, feeds[: opts.sensitivity_samples], tmp)
@@ -258,6 +272,37 @@ def quantize_int8(onnx_bytes: bytes, feeds: Sequence[Mapping[str, np.ndarray]], 
                 log(f"artcam: keeping {node} in FP32 (SQNR vs FP32 falls {drop:.1f} dB across it, to {sqnr:.1f} dB)")
             q = _quantize_file(pre, feeds, opts, tmp, log)
         return Path(q).read_bytes()
+
+
+def _rewrite_for_int8(pre: str, opts: Int8Options, tmp: str) -> str:
+    """Exact graph rewrites that let ONNX Runtime's INT8 kernels run the model fast (see the modules)."""
+    import onnx
+
+    from .channel_pad import pad_conv_outputs
+    from .pad_fold import fold_pads_into_convs
+
+    model = onnx.load(pre)
+    if opts.fold_pads:
+        opts.folded_pads = fold_pads_into_convs(model)
+    if opts.pad_conv_outputs and not opts.symmetric_activations:  # TensorRT picks its own kernels
+        opts.padded_nodes = pad_conv_outputs(model, opts.pad_conv_outputs)
+    if not (opts.folded_pads or opts.padded_nodes):
+        return pre
+    out = os.path.join(tmp, "rewritten.onnx")
+    onnx.save(model, out)
+    return out
+
+
+def _stem_convs(graph, max_channels: int) -> list[str]:
+    """Names of the ungrouped Convs whose weights (an initializer) read at most ``max_channels`` channels."""
+    dims = {i.name: list(i.dims) for i in graph.initializer}
+    out = []
+    for n in graph.node:
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        w = dims.get(n.input[1]) if n.op_type == "Conv" and len(n.input) > 1 else None
+        if w is not None and len(w) >= 2 and group == 1 and w[1] <= max_channels:
+            out.append(n.name)
+    return out
 
 
 def _quantize_file(pre: str, feeds, opts: Int8Options, tmp: str, log) -> str:
@@ -279,6 +324,9 @@ def _quantize_file(pre: str, feeds, opts: Int8Options, tmp: str, log) -> str:
         exclude += [n for n in first_last_nodes(Path(pre).read_bytes()) if n not in exclude]
     if opts.exclude_op_types:
         exclude += [n.name for n in graph.node if n.op_type in opts.exclude_op_types]
+    if opts.fp32_stem_channels and not opts.symmetric_activations:
+        opts.fp32_stem_nodes = _stem_convs(graph, opts.fp32_stem_channels)
+        exclude += [n for n in opts.fp32_stem_nodes if n not in exclude]
     dst = os.path.join(tmp, "int8.onnx")
 
     def run(m):

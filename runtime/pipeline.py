@@ -6,7 +6,7 @@ Every frame carries stage timestamps; the run ends with a summary of FPS, drops 
 Statistics live in fixed-size structures (counters, a reservoir sample per stage for percentiles,
 the last few hundred frame records), so a ``live`` run keeps flat memory for days.
 ``FrameProcessor`` is the processor ``artcam live``/``demo``/``stylize`` and the pipeline benchmarks run:
-stylize and/or classify each frame.
+stylize each frame and classify every Nth, inline or on a worker thread of its own (``classify_worker``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import sinks as _sinks
+from .classify_worker import ClassifyWorker
 from .errors import InputError
 from .percentiles import percentiles
 from .sinks import Sink
+from .source_rate import SourceRate
 from .sources import Source
 
 if TYPE_CHECKING:
@@ -121,6 +123,7 @@ class PipelineStats:
     stages: dict[str, Reservoir] = field(default_factory=lambda: {k: Reservoir(RESERVOIR_SIZE, seed=i)
                                                                   for i, k in enumerate(STAGES)})
     health: Any = None  # the source's SourceHealth (reconnect.py) when it can stall; read live by anyone
+    extra: dict[str, Any] = field(default_factory=dict)  # the processor's and source's own figures
 
     @property
     def fps(self) -> float:
@@ -155,6 +158,7 @@ class PipelineStats:
             "latency_ms": {k: {n: round(v, 2) for n, v in percentiles(self.stages[k].values(), ps).items()}
                            for k in STAGES},
             **(self.health.as_dict() if self.health is not None else {}),
+            **self.extra,
         }
 
     def summary(self) -> str:
@@ -167,6 +171,11 @@ class PipelineStats:
             f"end-to-end latency ms: p50 {e['p50']:.1f}  p90 {e['p90']:.1f}  p99 {e['p99']:.1f}",
             "stage medians ms: " + "  ".join(f"{k} {st[k]['p50']:.1f}" for k in ("queue", "pre", "infer", "post", "output")),
         ]
+        c = self.extra.get("classify")
+        if c and c.get("age_ms"):
+            lines.append(f"classify every {c['every']} frame(s){' on its own thread' if c['background'] else ''}: "
+                         f"{c['classified']} classified, result age ms p50 {c['age_ms']['p50']:.0f} "
+                         f"p99 {c['age_ms']['p99']:.0f}")
         return "\n".join(lines)
 
 
@@ -211,6 +220,7 @@ class Pipeline:
         self._errors: list[BaseException] = []
         self.keep_records = keep_records
         self.stats: PipelineStats | None = None  # the running (then last) run's stats, for health checks
+        self._rate: SourceRate | None = None  # live sources: the delivered frame rate
 
     def stop(self) -> None:
         self._stop.set()
@@ -219,10 +229,13 @@ class Pipeline:
     # -- threads ---------------------------------------------------------------------------------
     def _capture(self, inbox) -> None:
         n = 0
+        rate = self._rate
         try:
             for frame, t in self.source:
                 if self._stop.is_set():
                     break
+                if rate is not None:
+                    rate.tick(t)
                 cur = getattr(self.source, "current", None)
                 rec = FrameRecord(n, t, name=cur.name if cur is not None else "")
                 n += 1
@@ -297,6 +310,8 @@ class Pipeline:
         inbox = LatestSlot() if self.live else queue.Queue(maxsize=self.queue_size)
         outbox: queue.Queue = queue.Queue(maxsize=self.queue_size)
         self.captured = 0
+        self._rate = SourceRate(getattr(self.source, "fps", None), getattr(self.source, "description", "") or "the source") \
+            if self.live else None
         stats = PipelineStats(source=getattr(self.source, "description", ""), sink=getattr(self.sink, "description", ""),
                               records=deque(maxlen=self.keep_records), health=getattr(self.source, "health", None))
         self.stats = stats  # live: stats.to_dict() has source_state / stalled_since while it runs
@@ -375,6 +390,11 @@ class Pipeline:
             stats.captured = self.captured
             stats.dropped = inbox.dropped if isinstance(inbox, LatestSlot) else 0
             stats.skipped = getattr(self.source, "skipped", 0)
+            if self._rate is not None:
+                stats.extra.update(self._rate.to_dict())
+            run_stats = getattr(self.processor, "run_stats", None)
+            if callable(run_stats):
+                stats.extra.update(run_stats())
         if self._errors:
             raise self._errors[0]
         return stats
@@ -387,14 +407,25 @@ class FrameProcessor:
     from any thread: checked at once (an :class:`InputError` changes nothing) and applied by the
     inference thread before its next frame, so a frame never sees half a change and the model is
     never reloaded.
+
+    The classifier sees every ``every``-th frame. ``background``: on a :class:`ClassifyWorker` thread
+    (the newest frame; the stylizer never waits for it; for live sources), else inline (every
+    classified frame waits for it; deterministic, for files). ``info`` carries the newest predictions
+    and their age (``predictions_age_ms``, ``predictions_frames_ago``).
     """
 
-    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int = 1):
+    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int = 1,
+                 background: bool = False):
         self.stylizer, self.classifier = stylizer, classifier
-        self.classify_every = max(1, every)
+        if every < 1:
+            raise InputError(f"classify every {every} frames: it must be at least 1")
+        self.classify_every = int(every)
         self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         self._n = 0
         self._preds: list = []
+        self._preds_at: tuple[int, float] = (-1, 0.0)  # inline: frame index and time of the newest predictions
+        self._ages = Reservoir(RESERVOIR_SIZE)
+        self._worker = ClassifyWorker(classifier) if classifier is not None and background else None
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}  # "weights" and/or "strength", for the next frame
 
@@ -404,12 +435,23 @@ class FrameProcessor:
         timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         info: dict[str, Any] = {}
         out = frame
-        if self.classifier is not None:
+        if self._worker is not None:
             if self._n % self.classify_every == 0:
-                self._preds = self.classifier.classify(frame)
-                for k, v in self.classifier.timing.items():
-                    timing[k] += v
+                self._worker.submit(frame, self._n)
+            res = self._worker.latest()
+            self._preds, self._preds_at = res.predictions, (res.frame_index, res.t_frame)
+        elif self.classifier is not None and self._n % self.classify_every == 0:
+            t = time.perf_counter()
+            self._preds, self._preds_at = self.classifier.classify(frame), (self._n, t)
+            for k, v in self.classifier.timing.items():
+                timing[k] += v
+        if self.classifier is not None:
             info["predictions"] = self._preds
+            index, t = self._preds_at
+            if index >= 0:
+                age = (time.perf_counter() - t) * 1e3
+                info["predictions_age_ms"], info["predictions_frames_ago"] = age, self._n - index
+                self._ages.add(age)
         if self.stylizer is not None:
             out = self.stylizer.stylize(frame)
             for k, v in self.stylizer.timing.items():
@@ -470,7 +512,22 @@ class FrameProcessor:
             current = int(np.argmax(self.settings()["weights"]))
             self.request((current + delta) % len(self.stylizer.styles))
 
+    def run_stats(self) -> dict[str, Any]:
+        """For the run summary: how classification went (nothing without a classifier)."""
+        if self.classifier is None:
+            return {}
+        d: dict[str, Any] = {"every": self.classify_every, "background": self._worker is not None}
+        if self._worker is not None:
+            d.update(self._worker.stats())
+        else:
+            d["classified"] = -(-self._n // self.classify_every)
+        d["age_ms"] = ({k: round(v, 1) for k, v in percentiles(self._ages.values()).items()}
+                       if len(self._ages) else None)
+        return {"classify": d}
+
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
         for t in (self.stylizer, self.classifier):
             if t is not None:
                 t.close()

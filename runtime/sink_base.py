@@ -42,6 +42,8 @@ def draw_hud(frame: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     for pred in info.get("predictions", []):
         top = ", ".join(f"{lab} {p:.0%}" for lab, p in zip(pred.labels, pred.probs))
         lines.append(f"{pred.head}: {top}")
+    if info.get("predictions") and info.get("predictions_age_ms") is not None:
+        lines.append(f"classified {info['predictions_age_ms']:.0f} ms ago")
     if info.get("paused"):
         lines.append("paused (space)")
     if info.get("source_state", "ok") != "ok":  # a camera or stream that stopped giving frames

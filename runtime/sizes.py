@@ -57,3 +57,11 @@ def deprecated_size(prog: str, option: str, value: str | list, new_option: str) 
     print(f"{prog}: {option} is deprecated and goes in the next release; write {new_option} {h}x{w} (HxW)",
           file=sys.stderr)
     return h, w
+
+
+def deprecated_sizes(prog: str, option: str, text: str, new_option: str) -> list[tuple[int, int]]:
+    """An old comma list of ``WxH`` sizes -> [(h, w), ...], with one deprecation line for the whole list."""
+    out = [(h, w) for w, h in parse_sizes(text)]
+    print(f"{prog}: {option} is deprecated and goes in the next release; write {new_option} "
+          f"{','.join(f'{h}x{w}' for h, w in out)} (HxW)", file=sys.stderr)
+    return out

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import limits
 from .errors import InputError
+from .guided import UPSAMPLE_MODES, guided_upsample
 from .loading import LoadedModel
 from .processing import ImagePostprocessor, ImagePreprocessor, blend, fit_size, preserve_color, softmax
 from .zoo import style_hint
@@ -73,7 +74,12 @@ class Classifier(_Task):
 
 
 class Stylizer(_Task):
-    """Stylize frames of any size: optional resize, pad to the net's multiple, crop back, blend."""
+    """Stylize frames of any size: optional resize, pad to the net's multiple, crop back, blend.
+
+    ``size``: stylize at this longer side; ``upsample``: how a smaller result comes back to the frame's
+    size, ``resize`` (bilinear) or ``guided`` (bicubic plus the frame's full-resolution detail, see
+    :mod:`artcam.runtime.guided`).
+    """
 
     def __init__(
         self,
@@ -82,8 +88,12 @@ class Stylizer(_Task):
         strength: float = 1.0,
         keep_color: bool = False,
         size: int | None = None,
+        upsample: str = "resize",
     ):
         super().__init__(model)
+        if upsample not in UPSAMPLE_MODES:
+            raise InputError(f"unknown upsampling {upsample!r}", f"use one of {', '.join(UPSAMPLE_MODES)}")
+        self.upsample = upsample
         self.pre = ImagePreprocessor(self.meta.image)
         self.post = ImagePostprocessor(self.meta.output)
         self.strength = self.checked_strength(strength)
@@ -215,7 +225,10 @@ class Stylizer(_Task):
         t2 = time.perf_counter()
         img = self.post(out, crop=(th, tw))
         if (th, tw) != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+            if self.upsample == "guided" and th < h:
+                img = guided_upsample(img, work, frame)
+            else:
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
         if self.keep_color:
             img = preserve_color(img, frame)
         img = blend(img, frame, self.strength)

@@ -233,6 +233,8 @@ class ViewerSink(Sink):
             "model": self.model, "styles": settings["styles"], "style_weights": settings["weights"],
             "style": last.get("style", ""), "strength": settings["strength"], "paused": paused,
             "predictions": [pr.as_dict() for pr in last.get("predictions", [])],
+            "predictions_age_ms": (round(float(last["predictions_age_ms"]), 1)
+                                   if last.get("predictions_age_ms") is not None else None),
             "token_required": self.token is not None, "stats": stats, "health": self.health.status(),
             "source": {k: last[k] for k in ("source_state", "stalled_since", "no_frames_s", "attempt", "attempts")
                        if k in last} or {"source_state": "ok"},

@@ -98,8 +98,10 @@ def make_session(
     opt_level: str = "all",
     providers: Sequence | None = None,
     spin: bool = False,
+    options=None,
 ):
     """An ``onnxruntime.InferenceSession`` with :func:`session_options`; CPU unless ``providers`` says.
+    ``options``: a :func:`session_options` result the caller added to (profiling, say) instead.
 
     The one place artcam opens an ONNX Runtime session: loading a model for inference goes through
     :class:`SessionFromOnnx` (provider choice, fallback message), everything else (export checks,
@@ -108,7 +110,8 @@ def make_session(
     ort = _ort()
     if isinstance(model, os.PathLike):
         model = os.fspath(model)
-    return ort.InferenceSession(model, sess_options=session_options(threads, opt_level, spin),
+    so = options if options is not None else session_options(threads, opt_level, spin)
+    return ort.InferenceSession(model, sess_options=so,
                                 providers=list(providers) if providers is not None else ["CPUExecutionProvider"])
 
 

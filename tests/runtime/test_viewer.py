@@ -46,6 +46,7 @@ def test_state_describes_the_run(models):
         assert s["styles"] == list(STYLES) and s["style_weights"] == [1.0, 0.0, 0.0] and s["strength"] == 1.0
         assert [p["head"] for p in s["predictions"]] == ["objects", "style"]
         assert len(s["predictions"][0]["top"]) == 3
+        assert s["predictions_age_ms"] >= 0  # classified on its own thread: how old the result is
         st = s["stats"]
         assert st["fps"] > 0 and st["frames"] >= 2 and st["dropped"] >= 0
         assert set(st["latency_ms"]) == {"p50", "p90", "p99"} and st["latency_ms"]["p50"] > 0

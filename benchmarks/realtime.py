@@ -1,0 +1,116 @@
+"""Real time on this machine: the user's own commands, run as a user runs them, with their JSON summaries.
+
+Scenarios (each a subprocess of ``artcam``, one after another, 300 output frames each):
+- ``demo``: ``artcam demo`` as shipped (480x640 sample camera paced at 30 FPS, stylize + classify on its
+  own thread every 5th frame, HUD, MP4); ``demo_classify_every_1``: the classifier offered every frame;
+  ``demo_stylize_only``: ``--classify none``.
+- ``live_720p_full``, ``live_720p_resize``, ``live_720p_guided``: ``artcam live --source sample
+  --source-size 720x1280 -o null`` at full resolution, with ``--size 640``, and ``--size 640 --upsample
+  guided``; ``live_1080p_guided``: 1080x1920 with ``--size 960 --upsample guided``.
+- With ``--int8-stylizer MODEL`` (an ``artcam export --int8`` of the stylizer): ``live_720p_int8_full`` and
+  ``live_720p_int8_guided_960`` (``--size 960 --upsample guided``, 79% of full resolution's fine detail).
+
+The bars (``checks``): the demo at >= 29 FPS with end-to-end p99 < 100 ms; 720p at >= 30 FPS.
+
+    python -m artcam.benchmarks.realtime --json benchmarks/results/realtime.json
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from artcam.benchmarks.result_file import write_result
+from artcam.runtime.cli import ArgParser
+
+DEMO_FPS, DEMO_P99_MS, HD_FPS = 29.0, 100.0, 30.0
+
+
+def scenarios(frames: int, video: Path, int8_stylizer: str = "") -> dict[str, list[str]]:
+    demo = ["demo", "--frames", str(frames), "-o", str(video), "--json"]
+    live = ["live", "--source", "sample", "--style", "0", "-o", "null", "--frames", str(frames), "--json"]
+    hd = [*live, "--source-size", "720x1280"]
+    int8 = {} if not int8_stylizer else {
+        "live_720p_int8_full": [*hd, "--style-model", int8_stylizer],
+        "live_720p_int8_guided_960": [*hd, "--style-model", int8_stylizer, "--size", "960", "--upsample", "guided"],
+    }
+    return {
+        "demo": demo,
+        "demo_classify_every_1": [*demo, "--classify-every", "1"],
+        "demo_stylize_only": [*demo, "--classify", "none"],
+        "live_720p_full": [*live, "--source-size", "720x1280"],
+        "live_720p_resize": [*live, "--source-size", "720x1280", "--size", "640"],
+        "live_720p_guided": [*live, "--source-size", "720x1280", "--size", "640", "--upsample", "guided"],
+        "live_1080p_guided": [*live, "--source-size", "1080x1920", "--size", "960", "--upsample", "guided"],
+        **int8,
+    }
+
+
+def run(argv: list[str], timeout: float) -> dict:
+    """One ``artcam`` command; its JSON summary (the last stdout line) plus the exit code."""
+    r = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", *argv], capture_output=True, text=True,
+                       timeout=timeout)
+    out = {"argv": ["artcam", *argv], "rc": r.returncode}
+    lines = [x for x in r.stdout.strip().splitlines() if x.startswith("{")]
+    if r.returncode == 0 and lines:
+        out["summary"] = json.loads(lines[-1])
+    else:
+        out["error"] = (r.stderr.strip().splitlines() or ["no output"])[-1][:300]
+    return out
+
+
+def checks(res: dict) -> dict:
+    def s(name):
+        return res.get(name, {}).get("summary")
+
+    c = {}
+    d = s("demo")
+    if d:
+        c["demo_fps_ge_29"] = d["fps"] >= DEMO_FPS
+        c["demo_p99_lt_100ms"] = d["latency_ms"]["e2e"]["p99"] < DEMO_P99_MS
+    for name in ("live_720p_full", "live_720p_resize", "live_720p_guided", "live_720p_int8_full",
+                 "live_720p_int8_guided_960"):
+        if s(name):
+            c[f"{name}_fps_ge_30"] = s(name)["fps"] >= HD_FPS
+    return c
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = ArgParser(prog="python -m artcam.benchmarks.realtime", description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=300, help="output frames per scenario (default 300)")
+    p.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
+    p.add_argument("--int8-stylizer", default="", metavar="MODEL", help="also the 720p scenarios with this INT8 stylizer")
+    p.add_argument("--json", default="", help="write the summaries and checks here")
+    a = p.parse_args(argv)
+    res = {}
+    with tempfile.TemporaryDirectory(prefix="artcam_realtime_") as tmp:
+        todo = scenarios(a.frames, Path(tmp) / "demo.mp4", a.int8_stylizer)
+        if a.only:
+            unknown = sorted(set(a.only.split(",")) - set(todo))
+            if unknown:
+                print(f"unknown scenario(s) {', '.join(unknown)}; have: {', '.join(todo)}", file=sys.stderr)
+                return 2
+            todo = {k: v for k, v in todo.items() if k in a.only.split(",")}
+        for name, args in todo.items():
+            res[name] = r = run(args, timeout=60 + a.frames)
+            if "summary" in r:
+                sm = r["summary"]
+                e2e = sm["latency_ms"]["e2e"]
+                print(f"{name:24s} {sm['fps']:5.1f} FPS  dropped {sm['dropped']:4d} of {sm['captured']:4d}  "
+                      f"e2e p50 {e2e['p50']:6.1f}  p99 {e2e['p99']:6.1f} ms", flush=True)
+            else:
+                print(f"{name:24s} failed (exit {r['rc']}): {r['error']}", flush=True)
+    ok = checks(res)
+    for k, v in ok.items():
+        print(f"{k}: {'yes' if v else 'NO'}")
+    write_result(a.json, {"frames": a.frames, "scenarios": res, "checks": ok}, p.prog, argv)
+    return 0 if all("summary" in r for r in res.values()) else 1
+
+
+if __name__ == "__main__":
+    from artcam.runtime.cli import run_script
+
+    run_script(main)

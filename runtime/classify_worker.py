@@ -1,0 +1,114 @@
+"""Classification off the stylizer's critical path: a thread of its own that classifies the newest frame.
+
+The inference thread hands a frame over with :meth:`ClassifyWorker.submit` and goes on stylizing; it
+never waits for the classifier. The hand-over is a one-frame mailbox: a frame the worker has not yet
+taken is replaced by a newer one, so a slow classifier falls behind in time (its result gets older),
+never in memory or in the stylizer's frame rate. :meth:`ClassifyWorker.latest` returns the newest result
+with its age, which the HUD, the web viewer and the run summary show.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tasks import Classifier, Prediction
+
+
+@dataclass
+class ClassifyResult:
+    """The newest predictions and which frame they are of."""
+
+    predictions: list[Prediction] = field(default_factory=list)
+    frame_index: int = -1  # -1: nothing classified yet
+    t_frame: float = 0.0  # perf_counter time the classified frame was handed over
+    infer_ms: float = 0.0
+
+    def age_ms(self, now: float | None = None) -> float | None:
+        """How old the predictions are: from their frame's hand-over to ``now``; None before the first."""
+        if self.frame_index < 0:
+            return None
+        return ((time.perf_counter() if now is None else now) - self.t_frame) * 1e3
+
+
+class ClassifyWorker:
+    """Classify the newest submitted frame on a daemon thread; never blocks the submitter.
+
+    ``submit`` copies the frame (the caller may draw on or reuse its array), so it costs one memcpy.
+    An exception in the classifier is kept and raised by the next ``submit`` or ``latest`` call, on the
+    caller's thread, so the pipeline reports it like any other inference error.
+    """
+
+    def __init__(self, classifier: Classifier):
+        self.classifier = classifier
+        self._cond = threading.Condition()
+        self._pending: tuple[np.ndarray, int, float] | None = None
+        self._result = ClassifyResult()
+        self._error: BaseException | None = None
+        self._stop = False
+        self.submitted = 0
+        self.replaced = 0  # frames submitted but replaced by a newer one before the worker took them
+        self.runs = 0
+        self._infer_ms: list[float] = []
+        self._thread = threading.Thread(target=self._loop, name="artcam-classify", daemon=True)
+        self._thread.start()
+
+    def submit(self, frame: np.ndarray, index: int) -> None:
+        """Hand over a frame (copied); replaces one the worker has not taken yet."""
+        self._raise_error()
+        item = (frame.copy(), index, time.perf_counter())
+        with self._cond:
+            if self._pending is not None:
+                self.replaced += 1
+            self._pending = item
+            self.submitted += 1
+            self._cond.notify()
+
+    def latest(self) -> ClassifyResult:
+        self._raise_error()
+        with self._cond:
+            return self._result
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending is not None or self._stop)
+                if self._stop:
+                    return
+                frame, index, t_frame = self._pending
+                self._pending = None
+            try:
+                preds = self.classifier.classify(frame)
+            except BaseException as e:  # raised on the submitter's thread
+                self._error = e
+                return
+            infer_ms = float(sum(self.classifier.timing.values()))
+            with self._cond:
+                self._result = ClassifyResult(preds, index, t_frame, infer_ms)
+                self.runs += 1
+                if len(self._infer_ms) < 100_000:
+                    self._infer_ms.append(infer_ms)
+
+    def stats(self) -> dict[str, Any]:
+        """What the worker did: frames handed over, replaced unread, classified, and its median time."""
+        with self._cond:
+            ms = list(self._infer_ms)
+        return {"submitted": self.submitted, "replaced": self.replaced, "classified": self.runs,
+                "classify_ms_p50": round(float(np.median(ms)), 2) if ms else None}
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread after the classification in progress (if any)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout)
