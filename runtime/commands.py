@@ -25,7 +25,7 @@ from .sizes import size_arg as _size
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
-from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER
+from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER, stylizer_for
 
 
 def _floats(n: int, nonzero: bool = False):
@@ -145,6 +145,8 @@ def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> S
     style, model = a.style, a.style_model
     if style is not None and (style.endswith(".onnx") or Path(style).is_file()):
         model, style = style, "0"
+    elif style is not None and model == DEFAULT_STYLIZER:  # a style added with `artcam style add`: its user model
+        model = stylizer_for(style)
     lm = _load(model, "stylize", a, flags)
     try:
         return Stylizer(lm, style=style if style is not None else 0, strength=a.strength,

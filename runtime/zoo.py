@@ -74,12 +74,28 @@ def resolve(spec: str | os.PathLike) -> Path:
     raise ModelError(f"no model named {str(spec)!r}", f"known models: {names}; or pass a path to an .onnx file")
 
 
+def style_names(spec: str) -> list[str]:
+    """The style names a ``--style`` value mentions (``mine:0.7,starry_night:0.3`` -> both), indices left out."""
+    names = [part.strip().partition(":")[0] for part in str(spec).split(",")]
+    return [n for n in names if n and not n.isdigit()]
+
+
+def stylizer_for(spec: str, default: str = DEFAULT_STYLIZER) -> str:
+    """The stylizer to load for a ``--style`` value when none was named: ``default`` if it holds every style
+    mentioned, else the one model that does (a style added by `artcam style add` lives in a user model),
+    else ``default`` (whose error then lists its styles and where the others are)."""
+    names = style_names(spec)
+    holders = [e for e in list_models() if e.meta is not None and e.meta.task == "stylize"
+               and all(n in (e.meta.styles or ()) for n in names)]
+    if not names or any(e.name == default for e in holders) or len(holders) != 1:
+        return default
+    return holders[0].name
+
+
 def style_hint(style: str, styles: tuple[str, ...] | list[str]) -> str:
-    """The hint for an unknown style: this model's styles, and which other models hold that style
-    (a style added with `artcam style add` lives in a user model, picked with --model)."""
+    """The hint for an unknown style: this model's styles, and which other models hold that style."""
     hint = f"this model has: {', '.join(styles)}"
     others = [e.name for e in list_models() if e.meta is not None and style in (e.meta.styles or ())]
     if others:
-        hint += f"; {style!r} is in {', '.join(others)}: add --model {others[0]}"
+        hint += f"; {style!r} is in the model{'s' if len(others) > 1 else ''} {', '.join(others)}: use that model"
     return hint
-

@@ -451,7 +451,7 @@ def add_style(painting: str, *, name: str = "", into: str = DEFAULT_INTO, base: 
         raise TrainingError(f"the exported model differs from the trained one: {report.lines()}")
     state_path.unlink(missing_ok=True)
     print(f"style add: {name!r} learned in {used / 60:.1f} min ({step} steps); wrote {target} "
-          f"({len(styles) + 1} styles)\n  try: artcam live --source 0 --model {into} --style {name}", file=sys.stderr)
+          f"({len(styles) + 1} styles)\n  try: artcam live --source 0 --style {name}", file=sys.stderr)
     return target
 
 

@@ -138,8 +138,13 @@ def test_user_model_runs_without_torch(media, tmp_path):
     assert len(no_train.stderr.strip().splitlines()) == 1
     img = tmp_path / "photo.png"
     cv2.imwrite(str(img), np.full((64, 64, 3), 90, np.uint8))
-    hint = artcam(["stylize", img, "--style", "stripes", "-o", tmp_path / "out.png"], models, check=False)
-    assert hint.returncode == 2 and "'stripes' is in my_styles: add --model my_styles" in hint.stderr, hint.stderr
+    picked = artcam(["stylize", img, "--style", "stripes:0.5,warm:0.5", "-o", tmp_path / "out.png"], models)
+    assert (tmp_path / "out.png").is_file(), picked.stderr  # the style's user model, picked by the style's name
+    from artcam.runtime.zoo import SHIPPED_DIR
+
+    hint = artcam(["stylize", img, "--style", "stripes", "--style-model", SHIPPED_DIR / "stylizer_nano.onnx", "-o",
+                   tmp_path / "o2.png"], models, check=False)  # a model named outright is not swapped
+    assert hint.returncode == 2 and "'stripes' is in the model my_styles" in hint.stderr, hint.stderr
     listing = artcam(["models"], models).stdout
     assert re.search(r"my_styles\s+user\s+stylize\s+styles: warm, cool, stripes", listing)
 
