@@ -1,6 +1,7 @@
 """The README's numbers, rendered from result files so that none is typed by hand.
 
-The README holds generated blocks, each between two comment lines:
+The README (and docs/benchmarks.md, which lists the commands behind them) holds generated blocks, each between
+two comment lines:
 
     <!-- numbers: stylizer_nano -->
     ...rendered from the card of that name in benchmarks/results/readme_cards.toml...
@@ -130,24 +131,29 @@ def render(readme: str, cards: dict[str, list[str]], results: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgParser(prog="python -m artcam.benchmarks.readme_numbers", description=__doc__.splitlines()[0])
-    p.add_argument("--readme", default=str(REPO / "README.md"))
+    p.add_argument("--readme", nargs="+", default=[str(REPO / "README.md"), str(REPO / "docs" / "benchmarks.md")],
+                   help="the documents whose numbers blocks are rendered (default: README.md, docs/benchmarks.md)")
     p.add_argument("--results", default=str(RESULTS), help="folder of result files and readme_cards.toml")
-    p.add_argument("--check", action="store_true", help="only compare; exit 1 when the README is stale")
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when a document is stale")
     args = p.parse_args(argv)
-    readme, results = Path(args.readme), Path(args.results)
-    text = readme.read_text(encoding="utf-8")
-    new = render(text, load_cards(results / "readme_cards.toml"), results)
-    if args.check:
+    results = Path(args.results)
+    cards = load_cards(results / "readme_cards.toml")
+    stale = 0
+    for doc in map(Path, args.readme):
+        text = doc.read_text(encoding="utf-8")
+        new = render(text, cards, results)
+        if args.check:
+            if new != text:
+                print(f"{doc} differs from the result files: run python -m artcam.benchmarks.readme_numbers",
+                      file=sys.stderr)
+                stale += 1
+            else:
+                print(f"{doc}: {len(BLOCK.findall(text))} numbers block(s) match the result files")
+            continue
         if new != text:
-            print(f"{readme} differs from the result files: run python -m artcam.benchmarks.readme_numbers",
-                  file=sys.stderr)
-            return 1
-        print(f"{readme}: {len(BLOCK.findall(text))} numbers block(s) match the result files")
-        return 0
-    if new != text:
-        atomic_write_text(readme, new)
-    print(f"{readme}: {len(BLOCK.findall(new))} numbers block(s) rendered")
-    return 0
+            atomic_write_text(doc, new)
+        print(f"{doc}: {len(BLOCK.findall(new))} numbers block(s) rendered")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
