@@ -210,6 +210,24 @@ def test_name_clashes_and_unwritable_folder(media, tmp_path):
 
 
 @pytest.mark.reliability
+def test_a_full_disk_is_one_line_before_training(media, tmp_path):
+    """A file-size limit (what a nearly full disk does to a write) fails the folder check at once: exit 2,
+    nothing written, no minutes of training lost."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
+
+    models = tmp_path / "models"
+    env = dict(os.environ, ARTCAM_MODELS=str(models))
+    p = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", *map(str, quick(media, "--steps", 50))],
+                       capture_output=True, text=True, env=env, timeout=300, preexec_fn=limit)
+    assert p.returncode == 2 and "cannot write to the models folder" in p.stderr, p.stderr
+    assert "step" not in p.stderr and not list(models.glob("*.onnx"))
+
+
+@pytest.mark.reliability
 def test_ctrl_c_leaves_a_resumable_state_and_publishes_nothing(media, tmp_path):
     models = tmp_path / "models"
     env = dict(os.environ, ARTCAM_MODELS=str(models), PYTHONFAULTHANDLER="1")
