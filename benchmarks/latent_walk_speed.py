@@ -29,12 +29,12 @@ def export_untrained(size: int, g_base: int, classes: int, folder: Path) -> Path
     """An untrained generator of the shipped family, exported with metadata (needs torch)."""
     import torch
 
-    from artcam.training.gan_nets import GanConfig, Generator, recalibrate_bn
+    from artcam.training.gan_nets import GanConfig, GeneratorNet, recalibrate_bn
     from artcam.training.generate import export_checkpoint
 
     torch.manual_seed(0)
     cfg = GanConfig(size=size, g_base=g_base, d_base=g_base, classes=tuple(f"c{i}" for i in range(classes)))
-    g = recalibrate_bn(Generator(cfg), batches=2, batch_size=16)
+    g = recalibrate_bn(GeneratorNet(cfg), batches=2, batch_size=16)
     path = folder / f"untrained_{cfg.arch}.onnx"
     export_checkpoint({"kind": "generate", "config": cfg.to_dict(), "model": g.state_dict(), "step": 0,
                        "name": path.stem}, path)

@@ -181,7 +181,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, data: str | Path, samples: int = 
     """FD of a trained generator and of an untrained one of the same config (the baseline), plus the
     nearest-neighbour memorisation check, against the paintings in ``data`` (all of them)."""
     from artcam.training import common
-    from artcam.training.gan_nets import Generator, recalibrate_bn
+    from artcam.training.gan_nets import GeneratorNet, recalibrate_bn
     from artcam.training.generate import KIND, find_paintings, generator_from_checkpoint, load_paintings
 
     dev = common.pick_device(device)
@@ -194,7 +194,7 @@ def evaluate_checkpoint(ckpt_path: str | Path, data: str | Path, samples: int = 
     real, _ = load_paintings(paths, cfg.size, log=lambda m: None)
     pf = PaintingFrechet(real, device=dev, cache=cache)
     torch.manual_seed(untrained_seed)
-    untrained = recalibrate_bn(Generator(cfg).to(dev), batches=4, batch_size=64)
+    untrained = recalibrate_bn(GeneratorNet(cfg).to(dev), batches=4, batch_size=64)
     fake = pf.generated_features(g, samples, seed)
     base = pf.generated_features(untrained, samples, seed)
     out = {

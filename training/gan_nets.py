@@ -63,7 +63,7 @@ def _width(base: int, stage_from_full: int, cap: int = 8) -> int:
     return base * min(2**stage_from_full, cap)
 
 
-class Generator(nn.Module):
+class GeneratorNet(nn.Module):
     def __init__(self, cfg: GanConfig):
         super().__init__()
         self.cfg = cfg
@@ -128,8 +128,8 @@ def _init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def build(cfg: GanConfig) -> tuple[Generator, Discriminator]:
-    return Generator(cfg), Discriminator(cfg)
+def build(cfg: GanConfig) -> tuple[GeneratorNet, Discriminator]:
+    return GeneratorNet(cfg), Discriminator(cfg)
 
 
 @torch.no_grad()
@@ -142,7 +142,7 @@ def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def recalibrate_bn(g: Generator, batches: int = 16, batch_size: int = 64, seed: int = 0) -> Generator:
+def recalibrate_bn(g: GeneratorNet, batches: int = 16, batch_size: int = 64, seed: int = 0) -> GeneratorNet:
     """Re-estimate BatchNorm statistics for these (EMA) weights: the live G's running stats
     belong to other weights, and eval-mode samples drift without this. Returns ``g`` in eval mode."""
     bns = [m for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -165,7 +165,7 @@ def recalibrate_bn(g: Generator, batches: int = 16, batch_size: int = 64, seed: 
     return g.eval()
 
 
-def copy_for_ema(g: Generator) -> Generator:
+def copy_for_ema(g: GeneratorNet) -> GeneratorNet:
     ema = copy.deepcopy(g)
     for p in ema.parameters():
         p.requires_grad_(False)

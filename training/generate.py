@@ -25,7 +25,7 @@ from artcam.training.common import TrainingError
 from artcam.training.diffaug import diff_augment, parse_policy
 from artcam.training.gan_nets import (
     GanConfig,
-    Generator,
+    GeneratorNet,
     build,
     copy_for_ema,
     count_params,
@@ -157,7 +157,7 @@ def fixed_inputs(cfg: GanConfig, n: int, seed: int = 1234) -> tuple[torch.Tensor
 
 
 @torch.no_grad()
-def sample(g: Generator, n: int, seed: int, device: torch.device, batch: int = 100,
+def sample(g: GeneratorNet, n: int, seed: int, device: torch.device, batch: int = 100,
            labels: np.ndarray | None = None) -> torch.Tensor:
     """n images (CPU float [-1, 1]) from G in eval mode; classes uniform unless ``labels`` given."""
     g.eval()
@@ -178,9 +178,9 @@ def sample(g: Generator, n: int, seed: int, device: torch.device, batch: int = 1
 # --- checkpoints and export --------------------------------------------------------------------
 
 
-def generator_from_checkpoint(ckpt: dict) -> Generator:
+def generator_from_checkpoint(ckpt: dict) -> GeneratorNet:
     cfg = GanConfig.from_dict(ckpt["config"])
-    g = Generator(cfg)
+    g = GeneratorNet(cfg)
     g.load_state_dict(ckpt["model"])
     return g.eval()
 
@@ -445,7 +445,7 @@ class GenerateTask(Task):
             self.write_samples()
 
     # -- outputs --
-    def ema_for_inference(self) -> Generator:
+    def ema_for_inference(self) -> GeneratorNet:
         """EMA G with BatchNorm statistics re-estimated for its weights (once per step)."""
         if self._recalibrated_at != self.run.step:
             recalibrate_bn(self.g_ema, batches=4, batch_size=min(64, 2 * self.recipe["train"]["batch_size"]), seed=0)

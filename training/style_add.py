@@ -36,8 +36,8 @@ from artcam.training.style_terms import Style, Views, build_terms, weighted_sum
 from artcam.training.stylize import ContentCrops, export_checkpoint, infinite
 from artcam.training.stylizer_nets import (
     CondInstanceNorm,
-    Stylizer,
     StylizerConfig,
+    StylizerNet,
     available_sizes,
     config_for,
 )
@@ -130,7 +130,7 @@ def _initializers(path: Path) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
 
 
-def load_stylizer(path: Path) -> tuple[Stylizer, Any]:
+def load_stylizer(path: Path) -> tuple[StylizerNet, Any]:
     """The PyTorch net of an artcam ONNX stylizer, weights read by name from its initializers.
 
     The net's layout comes from the file's provenance (``net``, written by this command) or, for the
@@ -146,7 +146,7 @@ def load_stylizer(path: Path) -> tuple[Stylizer, Any]:
         candidates.append(StylizerConfig.from_dict(dict(meta.provenance["net"], num_styles=n)))
     candidates += [config_for(size, n) for size in available_sizes()]
     for cfg in candidates:
-        net = Stylizer(cfg)
+        net = StylizerNet(cfg)
         state = net.state_dict()
         if set(state) == set(weights) and all(tuple(state[k].shape) == weights[k].shape for k in state):
             net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
@@ -155,11 +155,11 @@ def load_stylizer(path: Path) -> tuple[Stylizer, Any]:
                      f"add styles to {DEFAULT_STYLIZER} or to a model made by `artcam style add`")
 
 
-def grow(net: Stylizer, rows: int = 1) -> Stylizer:
+def grow(net: StylizerNet, rows: int = 1) -> StylizerNet:
     """A copy of ``net`` with ``rows`` more styles, each new row started at the mean of the old ones
     (an average style: a neutral start that every existing row is close to)."""
     cfg = StylizerConfig.from_dict(dict(net.cfg.to_dict(), num_styles=net.cfg.num_styles + rows))
-    big = Stylizer(cfg)
+    big = StylizerNet(cfg)
     state = net.state_dict()
     grown = {}
     for k, v in big.state_dict().items():
@@ -171,7 +171,7 @@ def grow(net: Stylizer, rows: int = 1) -> Stylizer:
     return big
 
 
-def freeze_all_but_new_rows(net: Stylizer, first_new: int) -> list[torch.nn.Parameter]:
+def freeze_all_but_new_rows(net: StylizerNet, first_new: int) -> list[torch.nn.Parameter]:
     """Only rows ``first_new:`` of the conditional-norm tables learn; a gradient mask keeps the other
     rows bit-exact (Adam moves nothing whose gradient was always zero)."""
     params = []
@@ -191,12 +191,12 @@ def freeze_all_but_new_rows(net: Stylizer, first_new: int) -> list[torch.nn.Para
     return params
 
 
-def rows_of(net: Stylizer, first_new: int) -> dict[str, torch.Tensor]:
+def rows_of(net: StylizerNet, first_new: int) -> dict[str, torch.Tensor]:
     return {k: v[first_new:].clone() for k, v in net.state_dict().items() if k.endswith((".gamma", ".beta"))}
 
 
 @torch.no_grad()
-def choose_start(net: Stylizer, first_new: int, score) -> str:
+def choose_start(net: StylizerNet, first_new: int, score) -> str:
     """Start the new row from whichever existing row (or their mean) ``score()`` rates lowest: the
     shipped style nearest to the painting under the training loss, so the run starts part of the way."""
     tables = [v for k, v in net.state_dict().items() if k.endswith((".gamma", ".beta"))]  # share the params' storage
@@ -471,7 +471,7 @@ def remove_style(name: str, into: str = DEFAULT_INTO) -> Path:
         raise InputError(f"{name!r} is the last style of {into!r}", f"delete the file instead: {target}")
     keep = [i for i, s in enumerate(styles) if s != name]
     cfg = StylizerConfig.from_dict(dict(net.cfg.to_dict(), num_styles=len(keep)))
-    small = Stylizer(cfg)
+    small = StylizerNet(cfg)
     small.load_state_dict({k: (v[keep] if k.endswith((".gamma", ".beta")) else v) for k, v in net.state_dict().items()})
     prov = dict(meta.provenance)
     prov["added"] = {k: v for k, v in prov.get("added", {}).items() if k != name}

@@ -25,7 +25,7 @@ from artcam.training.common import TrainingError, list_images
 from artcam.training.perceptual import DEFAULT_LAYERS, LOSS_NETS, StyleGrams, build_loss_network
 from artcam.training.skeleton import TRAIN_KEYS, Run, Task, main_for
 from artcam.training.style_terms import Distill, Style, Views, build_terms, weighted_sum
-from artcam.training.stylizer_nets import Stylizer, StylizerConfig, build_stylizer, config_for
+from artcam.training.stylizer_nets import StylizerConfig, StylizerNet, build_stylizer, config_for
 
 KIND = "stylize"
 MARGIN = 8  # extra pixels around each crop, room for the stability term's shifts
@@ -106,7 +106,7 @@ def perturb(big: torch.Tensor, size: int, gen: torch.Generator | None = None
 # --- export ---------------------------------------------------------------------------------------
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> Stylizer:
+def model_from_checkpoint(ckpt: dict[str, Any]) -> StylizerNet:
     net = build_stylizer(ckpt["config"]["net"])
     net.load_state_dict(ckpt["model"])
     return net.eval()
@@ -214,7 +214,7 @@ def content_photos(data: dict) -> list[Path]:
 
 
 @torch.no_grad()
-def write_sample_grid(path: Path, net: Stylizer, photos: torch.Tensor, styles: torch.Tensor) -> None:
+def write_sample_grid(path: Path, net: StylizerNet, photos: torch.Tensor, styles: torch.Tensor) -> None:
     """Rows: photos; columns: the photo, then each style."""
     was = net.training
     net.eval()
@@ -227,7 +227,7 @@ def write_sample_grid(path: Path, net: Stylizer, photos: torch.Tensor, styles: t
     write_image(path, cv2.cvtColor((grid * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR), quality=90)
 
 
-def load_teacher(path: str, styles: list[str], device) -> Stylizer:
+def load_teacher(path: str, styles: list[str], device) -> StylizerNet:
     if not path:
         raise TrainingError("loss term distill needs a teacher", "set loss.distill.teacher = \"runs/teacher/last.pt\"")
     ck = common.load_checkpoint(path, KIND)

@@ -197,7 +197,7 @@ class FullBlock(nn.Module):
         return x + self.c2(self.c1(x, style), style)
 
 
-class Stylizer(nn.Module):
+class StylizerNet(nn.Module):
     """``forward(image (N,3,H,W) RGB [0,1], style (N,S) weights) -> (N,3,H,W) RGB [0,1]``."""
 
     def __init__(self, cfg: StylizerConfig):
@@ -259,10 +259,10 @@ class Stylizer(nn.Module):
         return torch.sigmoid(y)
 
 
-def build_stylizer(cfg: StylizerConfig | dict) -> Stylizer:
+def build_stylizer(cfg: StylizerConfig | dict) -> StylizerNet:
     if isinstance(cfg, dict):
         cfg = StylizerConfig.from_dict(cfg)
-    return Stylizer(cfg)
+    return StylizerNet(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 
 from artcam.training.style_add import read_painting, style_name  # noqa: E402
 from artcam.training.stylize import export_checkpoint  # noqa: E402
-from artcam.training.stylizer_nets import Stylizer, config_for  # noqa: E402
+from artcam.training.stylizer_nets import StylizerNet, config_for  # noqa: E402
 
 TINY = dict(down=((8, 3, 2), (8, 3, 2), (16, 3, 2)), blocks=1, up=((8, 3), (8, 3)))
 
@@ -34,7 +34,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("style_add")
     torch.manual_seed(0)
     cfg = config_for("nano", 2, **TINY)
-    net = Stylizer(cfg)
+    net = StylizerNet(cfg)
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith(".gamma"):
