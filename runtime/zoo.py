@@ -83,13 +83,20 @@ def style_names(spec: str) -> list[str]:
 def stylizer_for(spec: str, default: str = DEFAULT_STYLIZER) -> str:
     """The stylizer to load for a ``--style`` value when none was named: ``default`` if it holds every style
     mentioned, else the one model that does (a style added by `artcam style add` lives in a user model),
-    else ``default`` (whose error then lists its styles and where the others are)."""
+    else ``default`` (whose error then lists its styles and where the others are). Only the default's
+    metadata is read unless it lacks a style: this runs at every start."""
     names = style_names(spec)
+    if not names:
+        return default
+    try:
+        _, meta = read_model_file(resolve(default))
+    except ModelError:
+        return default  # loading it says what is wrong
+    if meta is None or all(n in (meta.styles or ()) for n in names):
+        return default
     holders = [e for e in list_models() if e.meta is not None and e.meta.task == "stylize"
                and all(n in (e.meta.styles or ()) for n in names)]
-    if not names or any(e.name == default for e in holders) or len(holders) != 1:
-        return default
-    return holders[0].name
+    return holders[0].name if len(holders) == 1 else default
 
 
 def style_hint(style: str, styles: tuple[str, ...] | list[str]) -> str:

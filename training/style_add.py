@@ -47,7 +47,6 @@ DEFAULT_INTO = "my_styles"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_PAINTING_BYTES = 64 * 2**20  # a painting file larger than this is refused before decoding
 MIN_PAINTING_SIDE = 64  # Gram statistics down to VGG-19's relu5_1 (1/16) need at least this
-MAX_PAINTING_PIXELS = 100_000_000  # decoded pixels; larger files are decoded at a reduced size
 
 # The loss, as the shipped teacher's recipe (training/recipes/stylizer_teacher.toml): VGG-19 content at
 # relu4_2, Gram style at relu1_1..relu5_1 (each normalised by the painting's Gram mean square), L1 TV.
@@ -275,13 +274,15 @@ class Eta:
     def __init__(self, label: str, every_s: float = 5.0):
         self.label, self.every = label, every_s
         self.tty = sys.stderr.isatty()
-        self.last = -1e9
+        self.last, self.last_step = -1e9, -1
 
     def show(self, frac: float, left: float, step: int, loss: float, final: bool = False) -> None:
         now = time.perf_counter()
         if not final and now - self.last < self.every:
             return
-        self.last = now
+        if final and step == self.last_step and not self.tty:  # that line is printed already
+            return
+        self.last, self.last_step = now, step
         frac = min(1.0, frac)
         bar = "#" * int(frac * 20)
         text = (f"{self.label} [{bar:<20}] {frac * 100:3.0f}%  step {step}  style loss {loss:.3f}  "
