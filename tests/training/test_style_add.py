@@ -91,6 +91,7 @@ def test_add_keeps_old_styles_bit_exact_and_learns_the_new_one(media, tmp_path):
     _, meta = read_model_file(out)
     assert meta.styles == ("warm", "cool", "stripes")
     assert meta.provenance["added"]["stripes"]["steps"] == 6
+    assert meta.provenance["added"]["stripes"]["keep_scene"] == 0.1  # the default balance, recorded
     x = np.random.default_rng(1).random((1, 3, 64, 96), dtype=np.float32)
     for i in range(2):  # the base's styles give the same pictures as before
         old = run_ort(media["base"], x, np.eye(2, dtype=np.float32)[i:i + 1])
@@ -147,6 +148,19 @@ def test_user_model_runs_without_torch(media, tmp_path):
     assert hint.returncode == 2 and "'stripes' is in the model my_styles" in hint.stderr, hint.stderr
     listing = artcam(["models"], models).stdout
     assert re.search(r"my_styles\s+user\s+stylize\s+styles: warm, cool, stripes", listing)
+
+
+def test_keep_scene_is_recorded_and_bad_values_are_refused(media, tmp_path):
+    """The balance a style was learned with travels in the model file; out-of-range values are exit 2."""
+    from artcam.runtime.modelfile import read_model_file
+
+    models = tmp_path / "ok"
+    artcam(quick(media, "--steps", 1, "--name", "stripes", "--keep-scene", "0.5"), models)
+    assert read_model_file(models / "my_styles.onnx")[1].provenance["added"]["stripes"]["keep_scene"] == 0.5
+    for bad in ("0", "-1", "nan", "1000"):
+        p = artcam(quick(media, "--steps", 1, "--keep-scene", bad), tmp_path / "bad", check=False)
+        assert p.returncode == 2 and "--keep-scene" in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert not (tmp_path / "bad" / "my_styles.onnx").exists()
 
 
 @pytest.mark.reliability
