@@ -190,7 +190,7 @@ def stylizer_at_precision(a: argparse.Namespace, stylizer: Stylizer, shape: tupl
     st, info = choose(a.precision, stylizer, lambda path: make_stylizer(a, model=path), shape)
     if "probe_ms" in info:
         ms = info["probe_ms"]
-        print(f"artcam: stylizer in {info['precision'].upper()} (start-up probe at {shape[1]}x{shape[0]}: "
+        print(f"artcam: stylizer {info['model']} (start-up probe at {shape[1]}x{shape[0]}: "
               f"INT8 {ms['int8']:.1f} ms, FP32 {ms['fp32']:.1f} ms a frame; --precision to choose)", file=sys.stderr)
     return st, info
 
@@ -476,7 +476,7 @@ def demo_main(argv: list[str]) -> int:
         except BaseException:
             sink.abort()
             raise
-        print(f"artcam: {source.description} -> stylize ({stylizer.meta.name}, {precision['precision'].upper()}) + classify "
+        print(f"artcam: {source.description} -> stylize ({precision['model']}) + classify "
               f"({classifier.meta.name if classifier else 'off'}) -> {sink.description}", file=sys.stderr)
         open_ended = _open_ended(a, source)
         stats = _run_to_sink(a, source, processor, sink, open_ended=open_ended, announce=False, on_frame=on_frame)

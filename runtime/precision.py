@@ -48,7 +48,8 @@ def probe(stylizers: dict[str, Stylizer], shape: tuple[int, int], runs: int = PR
 
 def choose(precision: str, fp32: Stylizer, make_twin: Callable[[Path], Stylizer], shape: tuple[int, int],
            ) -> tuple[Stylizer, dict]:
-    """The stylizer to run for ``--precision`` and what was decided (for the summary).
+    """The stylizer to run for ``--precision`` and, for the summary, its model file (and the probe's
+    timings when one decided).
 
     ``fp32``: the stylizer as loaded; ``make_twin(path)`` loads its INT8 twin the same way. ``auto``
     probes only a twin that runs on the CPU like ``fp32`` does (a GPU provider has its own precisions);
@@ -56,18 +57,18 @@ def choose(precision: str, fp32: Stylizer, make_twin: Callable[[Path], Stylizer]
     """
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
-    twin = int8_twin(Path(fp32.model.path))
+    path = Path(fp32.model.path)
+    twin = int8_twin(path)
     if precision == "fp32" or (precision == "auto" and (twin is None or getattr(fp32.runner, "device", "") != "cpu")):
-        return fp32, {"precision": "fp32"}
+        return fp32, {"model": path.name}
     if twin is None:
-        raise InputError(f"--precision int8: {fp32.model.path.name} has no INT8 version beside it",
-                         f"make one with `artcam export {fp32.model.path} --int8 -o "
-                         f"{fp32.model.path.with_name(fp32.model.path.stem + INT8_SUFFIX + '.onnx')}`")
+        raise InputError(f"--precision int8: {path.name} has no INT8 version beside it",
+                         f"make one with `artcam export {path} --int8 -o {path.with_name(path.stem + INT8_SUFFIX)}.onnx`")
     int8 = make_twin(twin)
     if precision == "int8":
         fp32.close()
-        return int8, {"precision": "int8"}
+        return int8, {"model": twin.name}
     ms = probe({"fp32": fp32, "int8": int8}, shape)
     keep, drop = (int8, fp32) if ms["int8"] < ms["fp32"] else (fp32, int8)
     drop.close()
-    return keep, {"precision": "int8" if keep is int8 else "fp32", "probe_ms": {k: round(v, 2) for k, v in ms.items()}}
+    return keep, {"model": Path(keep.model.path).name, "probe_ms": {k: round(v, 2) for k, v in ms.items()}}

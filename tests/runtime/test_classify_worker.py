@@ -175,7 +175,7 @@ def test_live_cli_reports_classification_age(tmp_path):
     assert c["every"] == "auto" and 1 <= c["every_last"] <= AUTO_MAX_EVERY and c["background"]
     assert c["classified"] >= 1 and c["age_ms"]["p50"] >= 0
     assert c["nice"] == (WORKER_NICE if sys.platform.startswith("linux") else c["nice"])
-    assert d["fps_steady"] > 0 and d["stylizer"] == {"precision": "fp32"}  # the tiny model has no INT8 twin
+    assert d["fps_steady"] > 0 and d["stylizer"] == {"model": "s.onnx"}  # the tiny model has no INT8 twin
     for bad_every in ("0", "-2", "junk", "1.5"):
         bad = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "live", "--classify-every", bad_every],
                              capture_output=True, text=True, timeout=60, env=os.environ)

@@ -43,15 +43,15 @@ def test_precision_choices_in_the_demo(tmp_path):
     c = tm.classifier(tmp_path / "c.onnx")
     d, r = demo(["--style-model", str(s)], tmp_path, classifier=c)
     assert d is not None, r.stderr
-    assert d["stylizer"] == {"precision": "fp32"} and d["classify"]["every"] == "auto"  # no twin: nothing probed
+    assert d["stylizer"] == {"model": "s.onnx"} and d["classify"]["every"] == "auto"  # no twin: nothing probed
     shutil.copy(s, tmp_path / "s_int8.onnx")
     d, r = demo(["--style-model", str(s)], tmp_path)
     assert d is not None, r.stderr
-    assert d["stylizer"]["precision"] in ("fp32", "int8") and set(d["stylizer"]["probe_ms"]) == {"fp32", "int8"}
+    assert d["stylizer"]["model"] in ("s.onnx", "s_int8.onnx") and set(d["stylizer"]["probe_ms"]) == {"fp32", "int8"}
     assert "start-up probe" in r.stderr and d["frames"] == 20
-    for choice in ("int8", "fp32"):
+    for choice, model in (("int8", "s_int8.onnx"), ("fp32", "s.onnx")):
         d, r = demo(["--style-model", str(s), "--precision", choice], tmp_path)
-        assert d is not None and d["stylizer"] == {"precision": choice}, r.stderr
+        assert d is not None and d["stylizer"] == {"model": model}, r.stderr
 
 
 def test_precision_int8_without_a_twin_is_refused(tmp_path):
@@ -70,7 +70,7 @@ def test_live_precision_int8(tmp_path):
                         "64x64", "--style-model", str(s), "--precision", "int8", "-o", "null", "--frames", "10",
                         "--json", "--device", "cpu"], capture_output=True, text=True, timeout=120, env=os.environ)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1])["stylizer"] == {"precision": "int8"}
+    assert json.loads(r.stdout.strip().splitlines()[-1])["stylizer"] == {"model": "s_int8.onnx"}
 
 
 def test_shipped_int8_stylizer_matches_the_shipped_fp32_one():
