@@ -319,6 +319,8 @@ def live_main(argv: list[str]) -> int:
 
                 if a.size:  # the server stylizes frames at the size it gets them
                     raise InputError("--size does not apply with --remote", "resize the source with --source-size")
+                if a.precision != "auto":  # the server runs the model it serves
+                    raise InputError("--precision does not apply with --remote", "serve the model you want instead")
                 stylizer, classifier = open_remote_tasks(
                     a.remote, stylizer_model=a.style_model if a.style is not None else None, style=a.style,
                     strength=a.strength, preserve_color=a.preserve_color, classifier_model=a.classify,

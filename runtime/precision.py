@@ -2,8 +2,8 @@
 
 A shipped stylizer may have an INT8 twin beside it (``stylizer_nano_int8.onnx``, made by ``artcam export
 --int8``). Whether INT8 is faster depends on the CPU (fast int8 dot products such as VNNI make it so;
-elsewhere it can be slower than FP32), so ``--precision auto`` times both on the frame size the run will
-use, alternating, before the first frame, and keeps the faster. Its answer and timings go into the run's
+elsewhere it can be slower than FP32), so ``--precision auto`` times both before the first frame, alternating,
+on the run's frame size (``--source-size``, else 480x640), and keeps the faster. Its answer and timings go into the run's
 summary. INT8 stays close to FP32 (the export checks PSNR against it) but is not bit-identical, so file
 commands (``stylize``) keep FP32 and its output reproducible.
 """

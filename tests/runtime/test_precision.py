@@ -97,3 +97,11 @@ def test_shipped_int8_stylizer_matches_the_shipped_fp32_one():
     finally:
         fp32.close()
         int8.close()
+
+
+def test_precision_does_not_apply_with_remote():
+    r = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "live", "--source", "sample", "--source-size", "64x64",
+                        "--remote", "grpc://127.0.0.1:9", "--precision", "int8", "-o", "null", "--frames", "1"],
+                       capture_output=True, text=True, timeout=60, env=os.environ)
+    assert r.returncode == 2 and "--precision does not apply with --remote" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
