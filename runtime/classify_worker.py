@@ -5,10 +5,18 @@ never waits for the classifier. The hand-over is a one-frame mailbox: a frame th
 taken is replaced by a newer one, so a slow classifier falls behind in time (its result gets older),
 never in memory or in the stylizer's frame rate. :meth:`ClassifyWorker.latest` returns the newest result
 with its age, which the HUD, the web viewer and the run summary show.
+
+The worker runs at a lower CPU priority (``nice`` +10 for its thread, where the OS allows it) and, with a
+classifier loaded on one intra-op thread, all of the classifier's work is on that thread: on a machine
+with no core to spare the stylizer's threads come first, and the classifier takes the rest.
+:class:`ClassifyBudget` (``--classify-every auto``) picks how often to offer it a frame from the
+stylizer's measured idle time.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +26,57 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .tasks import Classifier, Prediction
+
+WORKER_NICE = 10  # the worker thread's niceness: a nice-0 thread gets ~10x its CPU share when both want a core
+AUTO_MAX_EVERY = 30  # --classify-every auto classifies at least every 30th frame (once a second at 30 FPS)
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Raise the calling thread's niceness by ``nice`` (Linux: per thread); False where the OS does not allow it."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+        return True
+    except OSError:
+        return False
+
+
+class ClassifyBudget:
+    """``--classify-every auto``: offer the classifier a frame only as often as the stylizer leaves time for it.
+
+    The inference thread measures two moving averages: the interval between frames it takes (the camera's
+    rate, or its own when it falls behind) and the time it is busy with each. Their difference is its idle
+    time per frame; a classification taking ``classify_ms`` fits every ``ceil(classify_ms / idle)`` frames,
+    bounded to 1..``max_every`` so that a stylizer with no idle time still gets a fresh label now and then.
+    """
+
+    def __init__(self, max_every: int = AUTO_MAX_EVERY, alpha: float = 0.1):
+        self.max_every, self.alpha = int(max_every), float(alpha)
+        self.interval_ms: float | None = None
+        self.busy_ms: float | None = None
+        self._last_start: float | None = None
+
+    def _ema(self, old: float | None, new: float) -> float:
+        return new if old is None else old + self.alpha * (new - old)
+
+    def frame_started(self, t: float) -> None:
+        if self._last_start is not None:
+            self.interval_ms = self._ema(self.interval_ms, (t - self._last_start) * 1e3)
+        self._last_start = t
+
+    def frame_done(self, busy_ms: float) -> None:
+        self.busy_ms = self._ema(self.busy_ms, busy_ms)
+
+    def every(self, classify_ms: float | None) -> int:
+        """How many frames apart to classify now (1 before anything is measured: the first label comes fast)."""
+        if classify_ms is None or self.interval_ms is None or self.busy_ms is None:
+            return 1
+        idle = self.interval_ms - self.busy_ms
+        if idle <= 0:
+            return self.max_every
+        return max(1, min(self.max_every, math.ceil(classify_ms / idle)))
 
 
 @dataclass
@@ -44,8 +103,11 @@ class ClassifyWorker:
     caller's thread, so the pipeline reports it like any other inference error.
     """
 
-    def __init__(self, classifier: Classifier):
+    def __init__(self, classifier: Classifier, nice: int = WORKER_NICE):
         self.classifier = classifier
+        self.nice = nice
+        self.lowered = False  # whether the thread's priority was lowered
+        self._tid: int | None = None  # the worker thread's OS id, once it runs
         self._cond = threading.Condition()
         self._pending: tuple[np.ndarray, int, float] | None = None
         self._result = ClassifyResult()
@@ -80,6 +142,8 @@ class ClassifyWorker:
             raise err
 
     def _loop(self) -> None:
+        self._tid = threading.get_native_id()
+        self.lowered = lower_thread_priority(self.nice)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending is not None or self._stop)
@@ -104,7 +168,8 @@ class ClassifyWorker:
         with self._cond:
             ms = list(self._infer_ms)
         return {"submitted": self.submitted, "replaced": self.replaced, "classified": self.runs,
-                "classify_ms_p50": round(float(np.median(ms)), 2) if ms else None}
+                "classify_ms_p50": round(float(np.median(ms)), 2) if ms else None,
+                "nice": self.nice if self.lowered else 0}
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread after the classification in progress (if any)."""

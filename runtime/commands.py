@@ -19,7 +19,8 @@ from .guided import UPSAMPLE_MODES
 from .health import MODEL, Health, HealthMonitor, HealthSink
 from .loading import ForeignFlags, load_model
 from .overwrite import add_overwrite_arg, refuse_input_as_output
-from .pipeline import FrameProcessor, Pipeline, PipelineStats
+from .pipeline import AUTO, FrameProcessor, Pipeline, PipelineStats
+from .precision import PRECISIONS, choose
 from .reconnect import DEFAULT_POLICY, parse_policy
 from .sizes import size_arg as _size
 from .sources import open_source
@@ -76,8 +77,18 @@ def _float_in(low: float, high: float = math.inf, low_open: bool = False):
 _positive_int = _int_at_least(1)
 _count = _int_at_least(0)
 _positive_float = _float_in(0.0, low_open=True)
-# With a stylizer on the same cores, classifying every 5th frame keeps camera rate on 2 cores.
+# With a stylizer on the same cores and frames classified inline (files, --every-frame): every 5th frame.
 CLASSIFY_EVERY_WITH_STYLE = 5
+
+
+def _classify_every(s: str) -> int | str:
+    """``--classify-every``: a whole number >= 1, or ``auto``."""
+    if s.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return _positive_int(s)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number >= 1 or auto") from None
 
 
 def _seed(s: str) -> int:
@@ -122,13 +133,21 @@ def foreign_flags(a: argparse.Namespace) -> ForeignFlags:
     )
 
 
-def _load(spec: str, task: str, a: argparse.Namespace, flags: ForeignFlags | None = None):
+def _load(spec: str, task: str, a: argparse.Namespace, flags: ForeignFlags | None = None, threads: int | None = None):
     limits.check_threads(a.threads)
-    return load_model(spec, task=task, device=a.device, backend=a.backend, threads=a.threads,
-                      opt_level=a.opt_level, flags=flags)
+    return load_model(spec, task=task, device=a.device, backend=a.backend,
+                      threads=a.threads if threads is None else threads, opt_level=a.opt_level, flags=flags)
 
 
-def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0") -> None:
+def _load_classifier(spec: str, a: argparse.Namespace, background: bool, top_k: int = 3) -> Classifier:
+    """A classifier on its own thread runs on one intra-op thread unless ``--threads`` says otherwise: all of
+    its work is then on the worker thread, whose lowered priority lets the stylizer's threads have the cores
+    first (``classify_worker``)."""
+    return Classifier(_load(spec, "classify", a, threads=1 if background and not a.threads else None), top_k=top_k)
+
+
+def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0"):
+    """The stylize options; returns their group (``live`` adds ``--precision`` to it)."""
     g = p.add_argument_group("stylize")
     g.add_argument("--style", default=style_default,
                    help="style name or index inside the stylizer, or a path/name of another stylizer model")
@@ -139,21 +158,41 @@ def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0"
     g.add_argument("--upsample", choices=UPSAMPLE_MODES, default="resize",
                    help="with --size below the frame's: scale back with a plain resize (default) or 'guided' "
                         "(bicubic plus the frame's full-resolution edges, a few ms more per HD frame)")
+    return g
 
 
-def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None) -> Stylizer:
-    style, model = a.style, a.style_model
+def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None, model: str | Path | None = None
+                  ) -> Stylizer:
+    """The stylizer the arguments name; ``model``: load that file instead with the same settings."""
+    style, named = a.style, a.style_model
     if style is not None and (style.endswith(".onnx") or Path(style).is_file()):
-        model, style = style, "0"
-    elif style is not None and model == DEFAULT_STYLIZER:  # a style added with `artcam style add`: its user model
-        model = stylizer_for(style)
-    lm = _load(model, "stylize", a, flags)
+        named, style = style, "0"
+    elif style is not None and named == DEFAULT_STYLIZER:  # a style added with `artcam style add`: its user model
+        named = stylizer_for(style)
+    lm = _load(model or named, "stylize", a, flags)
     try:
         return Stylizer(lm, style=style if style is not None else 0, strength=a.strength,
                         keep_color=a.preserve_color, size=a.size, upsample=getattr(a, "upsample", "resize"))
     except ArtcamError:
         lm.close()
         raise
+
+
+def add_precision_arg(g) -> None:
+    g.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): a shipped stylizer's INT8 version where a start-up probe measures it faster "
+                        "on this CPU; fp32; int8")
+
+
+def stylizer_at_precision(a: argparse.Namespace, stylizer: Stylizer, shape: tuple[int, int]) -> tuple[Stylizer, dict]:
+    """``--precision``: the stylizer to run (its INT8 twin where asked or measured faster) and the decision,
+    said in one line when a probe made it."""
+    st, info = choose(a.precision, stylizer, lambda path: make_stylizer(a, model=path), shape)
+    if "probe_ms" in info:
+        ms = info["probe_ms"]
+        print(f"artcam: stylizer {info['model']} (start-up probe at {shape[1]}x{shape[0]}: "
+              f"INT8 {ms['int8']:.1f} ms, FP32 {ms['fp32']:.1f} ms a frame; --precision to choose)", file=sys.stderr)
+    return st, info
 
 
 def _print_stats(stats: PipelineStats, as_json: bool) -> None:
@@ -223,14 +262,15 @@ def _end_of_run(stats: PipelineStats, a, open_ended: bool, output: str | None) -
 def live_main(argv: list[str]) -> int:
     p = ArgParser(prog="artcam live", description="Real-time stylization and/or classification of a live source.")
     _add_source_args(p, default="0")
-    add_stylize_args(p, style_default=None)
+    add_precision_arg(add_stylize_args(p, style_default=None))
     g = p.add_argument_group("classify")
     g.add_argument("--classify", nargs="?", const=DEFAULT_CLASSIFIER, default=None,
                    help=f"classify frames with this model (default when given alone: {DEFAULT_CLASSIFIER})")
     g.add_argument("--top-k", type=_positive_int, default=3)
-    g.add_argument("--classify-every", type=_positive_int, default=None,
-                   help="classify every Nth frame (default: 1 without --style, else "
-                        f"{CLASSIFY_EVERY_WITH_STYLE}); live sources classify on a thread of their own")
+    g.add_argument("--classify-every", type=_classify_every, default=None,
+                   help="classify every Nth frame, or auto: as often as the stylizer leaves time for (live sources, "
+                        "which classify on a thread of their own). Default: 1 without --style; with it, auto on a "
+                        f"live source, else {CLASSIFY_EVERY_WITH_STYLE}")
     p.add_argument("--model", help="a generator for --source latent-walk")
     p.add_argument("--seed", type=_seed, default=0, help="latent walk seed")
     p.add_argument("--class", dest="cls", default=None, help="latent walk: stay on this class")
@@ -265,7 +305,7 @@ def live_main(argv: list[str]) -> int:
     source = open_source(a.source, loop=a.loop, size=a.source_size, fps=a.source_fps, reconnect=a.reconnect)
     # one stall time for the source (when to reopen it) and the health (when no output frame is a stall)
     health = Health((a.reconnect or DEFAULT_POLICY).stall_s, source=getattr(source, "health", None))
-    processor = None
+    processor, precision = None, None
     monitor = HealthMonitor(health, json_lines=a.json).start()  # --json lines, systemd readiness + watchdog
     try:
         refuse_input_as_output(source, a.output, a.overwrite_input)
@@ -279,14 +319,18 @@ def live_main(argv: list[str]) -> int:
 
                 if a.size:  # the server stylizes frames at the size it gets them
                     raise InputError("--size does not apply with --remote", "resize the source with --source-size")
+                if a.precision != "auto":  # the server runs the model it serves
+                    raise InputError("--precision does not apply with --remote", "serve the model you want instead")
                 stylizer, classifier = open_remote_tasks(
                     a.remote, stylizer_model=a.style_model if a.style is not None else None, style=a.style,
                     strength=a.strength, preserve_color=a.preserve_color, classifier_model=a.classify,
                     top_k=a.top_k)
             else:
                 stylizer = make_stylizer(a) if a.style is not None else None
-                classifier = Classifier(_load(a.classify, "classify", a), top_k=a.top_k) if a.classify else None
-            every = a.classify_every or (CLASSIFY_EVERY_WITH_STYLE if stylizer is not None else 1)
+                if stylizer is not None:
+                    stylizer, precision = stylizer_at_precision(a, stylizer, a.source_size or (480, 640))
+                classifier = _load_classifier(a.classify, a, bool(source.live), a.top_k) if a.classify else None
+            every = a.classify_every or (1 if stylizer is None else AUTO if source.live else CLASSIFY_EVERY_WITH_STYLE)
             processor = FrameProcessor(stylizer, classifier, every=every, background=bool(source.live))
             if viewer is not None:  # the page steers style and strength
                 viewer.attach(processor, " + ".join(t.meta.name for t in (stylizer, classifier) if t is not None))
@@ -307,6 +351,8 @@ def live_main(argv: list[str]) -> int:
         source.close()
         if processor is not None:
             processor.close()
+    if precision:
+        stats.extra["stylizer"] = precision
     _print_stats(stats, a.json)
     _end_of_run(stats, a, open_ended, a.output)
     return 0
@@ -392,22 +438,24 @@ def demo_main(argv: list[str]) -> int:
     p.add_argument("--style", default="0", help="style name or index (default: the first)")
     p.add_argument("--style-model", default=DEFAULT_STYLIZER)
     p.add_argument("--classify", default=DEFAULT_CLASSIFIER, help="classifier model, or none")
-    p.add_argument("--classify-every", type=_positive_int, default=CLASSIFY_EVERY_WITH_STYLE,
-                   help=f"classify every Nth frame, on a thread of its own unless --every-frame "
-                        f"(default: {CLASSIFY_EVERY_WITH_STYLE})")
+    p.add_argument("--classify-every", type=_classify_every, default=None,
+                   help="classify every Nth frame, or auto: as often as the stylizer leaves time for, on a thread "
+                        f"of its own (default: auto; with --every-frame, inline every {CLASSIFY_EVERY_WITH_STYLE})")
     p.add_argument("--cycle-styles", type=_count, default=60, help="switch style every N frames (0 = never)")
     p.add_argument("--every-frame", action="store_true",
                    help="process every frame as fast as possible (default: paced like a 30 FPS camera, "
                         "stale frames dropped, so latency is capture-to-output)")
     p.add_argument("--json", action="store_true")
+    add_precision_arg(p)
     add_overwrite_arg(p)
     add_backend_args(p)
     a = p.parse_args(argv)
     limits.check_frame_size(a.source_size)
     a.strength, a.preserve_color, a.size = 1.0, False, None
-    stylizer = make_stylizer(a)
-    classifier = None if a.classify == "none" else Classifier(_load(a.classify, "classify", a))
-    processor = FrameProcessor(stylizer, classifier, every=a.classify_every, background=not a.every_frame)
+    stylizer, precision = stylizer_at_precision(a, make_stylizer(a), a.source_size)
+    classifier = None if a.classify == "none" else _load_classifier(a.classify, a, background=not a.every_frame)
+    every = a.classify_every or (CLASSIFY_EVERY_WITH_STYLE if a.every_frame else AUTO)
+    processor = FrameProcessor(stylizer, classifier, every=every, background=not a.every_frame)
     stylizer.warmup(a.source_size)
     if classifier:
         classifier.warmup()
@@ -430,12 +478,13 @@ def demo_main(argv: list[str]) -> int:
         except BaseException:
             sink.abort()
             raise
-        print(f"artcam: {source.description} -> stylize ({stylizer.meta.name}) + classify "
+        print(f"artcam: {source.description} -> stylize ({precision['model']}) + classify "
               f"({classifier.meta.name if classifier else 'off'}) -> {sink.description}", file=sys.stderr)
         open_ended = _open_ended(a, source)
         stats = _run_to_sink(a, source, processor, sink, open_ended=open_ended, announce=False, on_frame=on_frame)
     finally:
         processor.close()
+    stats.extra["stylizer"] = precision
     _print_stats(stats, a.json)
     _end_of_run(stats, a, open_ended, a.output)
     if not a.json:

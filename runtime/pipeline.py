@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import sinks as _sinks
-from .classify_worker import ClassifyWorker
+from .classify_worker import ClassifyBudget, ClassifyWorker
 from .errors import InputError
 from .percentiles import percentiles
 from .sinks import Sink
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .tasks import Classifier, Stylizer
 
 _END = object()
+AUTO = "auto"  # FrameProcessor(every=AUTO): classify as often as the stylizer leaves time for
 
 
 @dataclass
@@ -124,10 +125,21 @@ class PipelineStats:
                                                                   for i, k in enumerate(STAGES)})
     health: Any = None  # the source's SourceHealth (reconnect.py) when it can stall; read live by anyone
     extra: dict[str, Any] = field(default_factory=dict)  # the processor's and source's own figures
+    t_first_out: float = 0.0  # perf_counter times the first and the last frame left the sink
+    t_last_out: float = 0.0
 
     @property
     def fps(self) -> float:
+        """Output frames over the whole run's wall time: start-up (threads, the first frame's latency) and
+        shutdown included, so short runs understate the rate the pipeline keeps."""
         return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def fps_steady(self) -> float:
+        """The rate frames come out once the first is out: frame intervals over their sum. Dropped frames
+        still lower it (they leave gaps); only the pipeline's fill and shutdown are left out."""
+        span = self.t_last_out - self.t_first_out
+        return (self.frames - 1) / span if self.frames > 1 and span > 0 else 0.0
 
     @property
     def interrupted(self) -> bool:
@@ -136,6 +148,9 @@ class PipelineStats:
     def add(self, rec: FrameRecord) -> None:
         """Count one output frame: O(1) time and no memory growth."""
         self.records.append(rec)
+        if not self.frames:
+            self.t_first_out = rec.t_output
+        self.t_last_out = rec.t_output
         self.frames += 1
         st = self.stages
         st["queue"].add(rec.queue_ms)
@@ -153,7 +168,8 @@ class PipelineStats:
     def to_dict(self, ps=(50, 90, 99)) -> dict[str, Any]:
         return {
             "frames": self.frames, "captured": self.captured, "dropped": self.dropped, "skipped": self.skipped,
-            "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2), "source": self.source, "sink": self.sink,
+            "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
+            "fps_steady": round(self.fps_steady, 2), "source": self.source, "sink": self.sink,
             "stopped_by": self.stopped_by,
             "latency_ms": {k: {n: round(v, 2) for n, v in percentiles(self.stages[k].values(), ps).items()}
                            for k in STAGES},
@@ -167,13 +183,16 @@ class PipelineStats:
         st = d["latency_ms"]
         lines = [
             f"frames {self.frames} (captured {self.captured}, dropped {self.dropped}"
-            + (f", unreadable {self.skipped}" if self.skipped else "") + f") in {self.wall_s:.1f} s: {self.fps:.1f} FPS",
+            + (f", unreadable {self.skipped}" if self.skipped else "") + f") in {self.wall_s:.1f} s: {self.fps:.1f} FPS"
+            + (f" ({self.fps_steady:.1f} after the first frame)" if self.frames > 1 else ""),
             f"end-to-end latency ms: p50 {e['p50']:.1f}  p90 {e['p90']:.1f}  p99 {e['p99']:.1f}",
             "stage medians ms: " + "  ".join(f"{k} {st[k]['p50']:.1f}" for k in ("queue", "pre", "infer", "post", "output")),
         ]
         c = self.extra.get("classify")
         if c and c.get("age_ms"):
-            lines.append(f"classify every {c['every']} frame(s){' on its own thread' if c['background'] else ''}: "
+            every = f"automatically (every {c['every_last']} at the end)" if c["every"] == AUTO \
+                else f"every {c['every']} frame(s)"
+            lines.append(f"classify {every}{' on its own thread' if c['background'] else ''}: "
                          f"{c['classified']} classified, result age ms p50 {c['age_ms']['p50']:.0f} "
                          f"p99 {c['age_ms']['p99']:.0f}")
         return "\n".join(lines)
@@ -410,16 +429,23 @@ class FrameProcessor:
 
     The classifier sees every ``every``-th frame. ``background``: on a :class:`ClassifyWorker` thread
     (the newest frame; the stylizer never waits for it; for live sources), else inline (every
-    classified frame waits for it; deterministic, for files). ``info`` carries the newest predictions
-    and their age (``predictions_age_ms``, ``predictions_frames_ago``).
+    classified frame waits for it; deterministic, for files). ``every="auto"`` (background only): as
+    often as the stylizer's measured idle time allows (:class:`ClassifyBudget`). ``info`` carries the
+    newest predictions and their age (``predictions_age_ms``, ``predictions_frames_ago``).
     """
 
-    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int = 1,
+    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int | str = 1,
                  background: bool = False):
         self.stylizer, self.classifier = stylizer, classifier
-        if every < 1:
-            raise InputError(f"classify every {every} frames: it must be at least 1")
+        self._budget = None
+        if every == AUTO:
+            if not background:
+                raise InputError("classify every 'auto' needs classification on its own thread (a live source)")
+            self._budget, every = ClassifyBudget(), 1
+        elif not isinstance(every, int) or every < 1:
+            raise InputError(f"classify every {every!r} frames: it must be a whole number, at least 1, or auto")
         self.classify_every = int(every)
+        self._since_submit: int | None = None  # frames since the worker was last offered one
         self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         self._n = 0
         self._preds: list = []
@@ -430,15 +456,21 @@ class FrameProcessor:
         self._pending: dict[str, Any] = {}  # "weights" and/or "strength", for the next frame
 
     def __call__(self, frame: np.ndarray):
+        t_start = time.perf_counter()
         if self._pending:
             self._apply_pending()
         timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         info: dict[str, Any] = {}
         out = frame
         if self._worker is not None:
-            if self._n % self.classify_every == 0:
-                self._worker.submit(frame, self._n)
             res = self._worker.latest()
+            if self._budget is not None:
+                self._budget.frame_started(t_start)
+                self.classify_every = self._budget.every(res.infer_ms if res.frame_index >= 0 else None)
+            if self._since_submit is None or self._since_submit >= self.classify_every:
+                self._worker.submit(frame, self._n)
+                self._since_submit = 0
+            self._since_submit += 1
             self._preds, self._preds_at = res.predictions, (res.frame_index, res.t_frame)
         elif self.classifier is not None and self._n % self.classify_every == 0:
             t = time.perf_counter()
@@ -459,6 +491,8 @@ class FrameProcessor:
             info["style"] = self.stylizer.style_name
         self._n += 1
         self.timing = timing
+        if self._budget is not None:
+            self._budget.frame_done((time.perf_counter() - t_start) * 1e3)
         return out, info
 
     def _apply_pending(self) -> None:
@@ -516,7 +550,10 @@ class FrameProcessor:
         """For the run summary: how classification went (nothing without a classifier)."""
         if self.classifier is None:
             return {}
-        d: dict[str, Any] = {"every": self.classify_every, "background": self._worker is not None}
+        d: dict[str, Any] = {"every": AUTO if self._budget is not None else self.classify_every,
+                             "background": self._worker is not None}
+        if self._budget is not None:
+            d["every_last"] = self.classify_every  # what the budget gave at the end
         if self._worker is not None:
             d.update(self._worker.stats())
         else:

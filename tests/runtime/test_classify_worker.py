@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 import tiny_models as tm
 
+from artcam.runtime.classify_worker import AUTO_MAX_EVERY, WORKER_NICE, ClassifyBudget
 from artcam.runtime.loading import load_model
 from artcam.runtime.pipeline import FrameProcessor, Pipeline
 from artcam.runtime.sinks import NullSink
@@ -123,8 +126,11 @@ def test_bad_every_is_refused(models):
     st, cl = models
     from artcam.runtime.errors import InputError
 
-    with pytest.raises(InputError):
-        FrameProcessor(st, cl, every=0)
+    for every in (0, -1, "junk", 2.5):
+        with pytest.raises(InputError):
+            FrameProcessor(st, cl, every=every, background=True)
+    with pytest.raises(InputError, match="own thread"):
+        FrameProcessor(st, cl, every="auto", background=False)
 
 
 class SlowCamera(Source):
@@ -164,8 +170,77 @@ def test_live_cli_reports_classification_age(tmp_path):
                         "--json", "--device", "cpu"], capture_output=True, text=True, timeout=120, env=os.environ)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout.strip().splitlines()[-1])
-    assert d["classify"]["every"] == 5 and d["classify"]["background"]
-    assert d["classify"]["classified"] >= 1 and d["classify"]["age_ms"]["p50"] >= 0
-    bad = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "live", "--classify-every", "0"],
-                         capture_output=True, text=True, timeout=60, env=os.environ)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    c = d["classify"]
+    # a live source with a stylizer: auto, from the stylizer's measured idle time
+    assert c["every"] == "auto" and 1 <= c["every_last"] <= AUTO_MAX_EVERY and c["background"]
+    assert c["classified"] >= 1 and c["age_ms"]["p50"] >= 0
+    assert c["nice"] == (WORKER_NICE if sys.platform.startswith("linux") else c["nice"])
+    assert d["fps_steady"] > 0 and d["stylizer"] == {"model": "s.onnx"}  # the tiny model has no INT8 twin
+    for bad_every in ("0", "-2", "junk", "1.5"):
+        bad = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "live", "--classify-every", bad_every],
+                             capture_output=True, text=True, timeout=60, env=os.environ)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "--classify-every" in bad.stderr and "auto" in bad.stderr
+
+
+def test_classify_every_auto_needs_a_live_source(tmp_path):
+    """A file is classified inline (deterministic); auto has no frame interval to budget against there."""
+    s, c = tm.stylizer(tmp_path / "s.onnx"), tm.classifier(tmp_path / "c.onnx")
+    img = tmp_path / "in.png"
+    cv2.imwrite(str(img), np.full((32, 32, 3), 100, np.uint8))
+    r = subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "live", "--source", str(img), "--style", str(s),
+                        "--classify", str(c), "--classify-every", "auto", "-o", "null", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=120, env=os.environ)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "live source" in r.stderr, r.stderr
+
+
+def test_budget_classifies_as_often_as_the_idle_time_allows():
+    b = ClassifyBudget(max_every=30, alpha=1.0)  # alpha 1: the latest measurement, for exact arithmetic
+    assert b.every(10.0) == 1  # nothing measured yet: the first label comes at once
+    for i in range(3):  # a 30 FPS camera; the stylizer busy 28 ms of each 33.3 ms frame
+        b.frame_started(i / 30)
+        b.frame_done(28.0)
+    assert b.every(None) == 1
+    assert b.every(10.0) == 2  # 5.3 ms idle a frame: a 10 ms classification fits every 2nd frame
+    assert b.every(26.0) == 5
+    b.frame_done(40.0)  # busier than the frame interval: no idle time, the least often allowed
+    assert b.every(10.0) == 30
+    b.frame_done(1.0)
+    assert b.every(10.0) == 1
+
+
+def test_auto_offers_frames_by_the_budget_and_every_n_exactly(models):
+    st, cl = models
+    auto = FrameProcessor(st, cl, every="auto", background=True)
+    frame = np.full((64, 64, 3), 90, np.uint8)
+    deadline = time.perf_counter() + 10
+    _, info = auto(frame)  # until the first result, every frame is offered (each replaces the last unread)
+    while "predictions_age_ms" not in info and time.perf_counter() < deadline:
+        _, info = auto(frame)
+    before = auto.run_stats()["classify"]["submitted"]
+    for _ in range(20):  # frames back to back: the stylizer is never idle, so at most one more offer
+        auto(frame)
+    auto._worker.close()
+    c = auto.run_stats()["classify"]
+    assert c["every"] == "auto" and c["every_last"] == AUTO_MAX_EVERY
+    assert c["submitted"] - before <= 1
+    fixed = FrameProcessor(st, cl, every=4, background=True)
+    for _ in range(10):
+        fixed(frame)
+    fixed._worker.close()
+    assert fixed.run_stats()["classify"]["submitted"] == 3  # frames 0, 4, 8
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_worker_thread_runs_at_lower_priority(models):
+    st, cl = models
+    proc = FrameProcessor(st, cl, every=1, background=True)
+    proc(np.full((64, 64, 3), 90, np.uint8))
+    w = proc._worker
+    deadline = time.perf_counter() + 5
+    while w._tid is None and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, w._tid) == os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0)
+    w.close()
+    assert w.stats()["nice"] == WORKER_NICE

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from artcam.runtime.pipeline import LatestSlot, Pipeline
+from artcam.runtime.pipeline import FrameRecord, LatestSlot, Pipeline, PipelineStats
 from artcam.runtime.sinks import NullSink
 from artcam.runtime.sources import Source
 
@@ -135,3 +135,18 @@ def test_frame_processor_applies_requests_at_the_next_frame(tmp_path):
     proc.handle(PREV_STYLE)
     assert proc(frame)[1]["style"] == "b"
     proc.close()
+
+
+def test_fps_steady_leaves_out_fill_and_shutdown_but_not_gaps():
+    """fps counts the whole run; fps_steady the frames after the first is out. A dropped frame's gap
+    still lowers fps_steady."""
+    st = PipelineStats()
+    outs = [0.3 + i / 30 for i in range(30)]  # 0.3 s of start-up, then a frame every 1/30 s
+    outs[10:] = [t + 1 / 30 for t in outs[10:]]  # one frame dropped: a double gap
+    for i, t in enumerate(outs):
+        st.add(FrameRecord(i, t_capture=t - 0.02, t_start=t - 0.015, t_processed=t - 0.005, t_output=t))
+    st.wall_s = outs[-1] + 0.05  # and 50 ms of shutdown
+    d = st.to_dict()
+    assert d["fps"] == round(30 / st.wall_s, 2) and d["fps_steady"] == round(29 / (outs[-1] - outs[0]), 2)
+    assert d["fps"] < d["fps_steady"] < 30.0
+    assert "after the first frame" in st.summary()
