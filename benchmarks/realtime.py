@@ -28,6 +28,9 @@ from artcam.benchmarks.result_file import write_result
 from artcam.runtime.cli import ArgParser
 
 DEMO_FPS, DEMO_P99_MS, HD_FPS = 29.0, 100.0, 30.0
+# A source paced at 30 FPS never gives more than 30, and frames / wall time counts start-up: the HD bar is
+# the steady rate after the first frame within this much of the camera's.
+CAMERA_RATE_SLACK = 0.1
 
 
 def scenarios(frames: int, video: Path, int8_stylizer: str = "") -> dict[str, list[str]]:
@@ -76,7 +79,7 @@ def checks(res: dict) -> dict:
     for name in ("live_720p_full", "live_720p_resize", "live_720p_guided", "live_720p_int8_full",
                  "live_720p_int8_guided_960"):
         if s(name):
-            c[f"{name}_fps_ge_30"] = s(name)["fps"] >= HD_FPS
+            c[f"{name}_at_30fps"] = s(name).get("fps_steady", s(name)["fps"]) >= HD_FPS - CAMERA_RATE_SLACK
     return c
 
 

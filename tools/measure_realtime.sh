@@ -28,6 +28,8 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo
 cp runs/nano_int8.onnx.report.json "$OUT/nano_int8.json"
 "$PY" -m artcam.benchmarks.int8_speed runtime/models/stylizer_nano.onnx runs/nano_int8.onnx --imgsz 480x640 \
     --runs 30 --json "$OUT/nano_int8_speed.json"
+"$PY" -m artcam.benchmarks.int8_speed runtime/models/stylizer_nano.onnx runs/nano_int8.onnx --imgsz 480x640 \
+    --runs 30 --threads 1 --json "$OUT/nano_int8_speed_1t.json"
 "$PY" -m artcam.training.make_classifier heldout --out runs/style/heldout
 "$ARTCAM" export runtime/models/classifier_lite0.onnx --int8 --int8-full-range --data runs/style/heldout \
     --calib-count 64 --verify-count 2036 -o runs/classifier_int8.onnx
@@ -45,4 +47,4 @@ cp runs/classifier_int8.onnx.report.json "$OUT/classifier_int8.json"
 "$PY" -m artcam.benchmarks.op_profile runtime/models/classifier_lite0.onnx runs/classifier_int8.onnx \
     --json "$OUT/classifier_int8_profile.json"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
-echo "wrote $OUT/{realtime,hd_detail,roofline_bench,nano_int8,nano_int8_speed,classifier_int8,classifier_int8_speed,*_profile}.json"
+echo "wrote $OUT/{realtime,hd_detail,roofline_bench,nano_int8,nano_int8_speed,nano_int8_speed_1t,classifier_int8,classifier_int8_speed,*_profile}.json"

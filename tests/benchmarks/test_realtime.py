@@ -19,9 +19,11 @@ def test_checks_apply_the_bars():
     def summary(fps, p99):
         return {"summary": {"fps": fps, "latency_ms": {"e2e": {"p99": p99}}}}
 
-    res = {"demo": summary(29.5, 80.0), "live_720p_resize": summary(30.2, 60.0), "live_720p_guided": summary(24.0, 90)}
-    assert realtime.checks(res) == {"demo_fps_ge_29": True, "demo_p99_lt_100ms": True,
-                                    "live_720p_resize_fps_ge_30": True, "live_720p_guided_fps_ge_30": False}
+    res = {"demo": summary(29.5, 80.0), "live_720p_resize": summary(30.2, 60.0), "live_720p_guided": summary(24.0, 90),
+           "live_720p_full": summary(29.95, 70.0)}
+    res["live_720p_full"]["summary"]["fps_steady"] = 29.95  # a paced 30 FPS source after its first frame
+    assert realtime.checks(res) == {"demo_fps_ge_29": True, "demo_p99_lt_100ms": True, "live_720p_full_at_30fps": True,
+                                    "live_720p_resize_at_30fps": True, "live_720p_guided_at_30fps": False}
     assert realtime.checks({"demo": summary(28.0, 120.0)}) == {"demo_fps_ge_29": False, "demo_p99_lt_100ms": False}
 
 
