@@ -1,5 +1,6 @@
 """Would frame-level parallelism help? Model-only throughput of one ONNX Runtime session with 2 intra-op threads
-against two 1-thread sessions taking alternate frames (ORT releases the GIL), spinning off, 3 alternating rounds.
+against two 1-thread sessions taking alternate frames (ORT releases the GIL), spinning off, 3 alternating rounds
+(``benchmarks.alternate``).
 
     python tools/frame_parallel_probe.py runtime/models/stylizer_nano.onnx,runtime/models/stylizer_nano_int8.onnx \
         --size 720x1280
@@ -8,17 +9,14 @@ against two 1-thread sessions taking alternate frames (ORT releases the GIL), sp
 from __future__ import annotations
 
 import threading
-import time
+from typing import Callable
 
 import numpy as np
 
+from artcam.benchmarks.alternate import alternate
 from artcam.runtime.backends.onnxrt import make_session
 
-FRAMES = 24
-
-
-def session(path: str, threads: int):
-    return make_session(path, threads=threads)  # spinning off, one inter-op thread
+FRAMES = 24  # frames per timed round
 
 
 def feeds(s, h: int, w: int) -> dict[str, np.ndarray]:
@@ -27,33 +25,28 @@ def feeds(s, h: int, w: int) -> dict[str, np.ndarray]:
             "style": np.eye(int(style.shape[1]), dtype=np.float32)[:1]}
 
 
-def one_session(path: str, h: int, w: int) -> float:
-    s = session(path, 2)
-    x = feeds(s, h, w)
-    s.run(None, x)
-    t = time.perf_counter()
-    for _ in range(FRAMES):
-        s.run(None, x)
-    return FRAMES / (time.perf_counter() - t)
+def rounds(path: str, h: int, w: int) -> dict[str, Callable[[], None]]:
+    """One round of FRAMES frames each way; the sessions are made once (spinning off, one inter-op thread)."""
+    pair = make_session(path, threads=2)
+    singles = [make_session(path, threads=1) for _ in range(2)]
+    x = feeds(pair, h, w)
 
+    def one_session() -> None:
+        for _ in range(FRAMES):
+            pair.run(None, x)
 
-def two_sessions(path: str, h: int, w: int) -> float:
-    ss = [session(path, 1) for _ in range(2)]
-    x = feeds(ss[0], h, w)
-    for s in ss:
-        s.run(None, x)
-
-    def work(s) -> None:
+    def alternate_frames(s) -> None:
         for _ in range(FRAMES // 2):
             s.run(None, x)
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in ss]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return FRAMES / (time.perf_counter() - t)
+    def two_sessions() -> None:
+        threads = [threading.Thread(target=alternate_frames, args=(s,)) for s in singles]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+    return {"one session, 2 threads": one_session, "two 1-thread sessions": two_sessions}
 
 
 def main() -> None:
@@ -64,13 +57,11 @@ def main() -> None:
     p.add_argument("--size", default="720x1280", help="HxW")
     a = p.parse_args()
     h, w = (int(v) for v in a.size.lower().split("x"))
-    fps: dict[tuple[str, str], list[float]] = {}
-    for _ in range(3):
-        for path in a.models.split(","):
-            for name, f in (("one session, 2 threads", one_session), ("two 1-thread sessions", two_sessions)):
-                fps.setdefault((path, name), []).append(f(path, h, w))
-    for (path, name), v in fps.items():
-        print(f"{path}  {name:24s} {np.median(v):6.2f} FPS (rounds: {', '.join(f'{x:.1f}' for x in v)})")
+    for path in a.models.split(","):
+        timed = alternate(rounds(path, h, w), runs=3, warmup=1)
+        for name, secs in timed.wall.items():
+            fps = [FRAMES / t for t in secs]
+            print(f"{path}  {name:24s} {np.median(fps):6.2f} FPS (rounds: {', '.join(f'{v:.1f}' for v in fps)})")
 
 
 if __name__ == "__main__":
