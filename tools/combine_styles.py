@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from artcam.runtime.cli import ArgParser, run_script
-from artcam.training.style_add import grow, load_stylizer
+from artcam.training.style_add import grow
 from artcam.training.stylize import export_checkpoint
+from artcam.training.stylizer_file import load_stylizer
 
 
 def main(argv: list[str] | None = None) -> int:

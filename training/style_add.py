@@ -19,7 +19,6 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -27,19 +26,17 @@ import torch
 
 from artcam.runtime.errors import InputError, Interrupted
 from artcam.runtime.fileio import IMAGE_EXTENSIONS, data_root, to_bgr8
-from artcam.runtime.modelfile import read_model_file
 from artcam.runtime.zoo import DEFAULT_STYLIZER, list_models, resolve, user_dir
 from artcam.training import common
 from artcam.training.common import TrainingError
 from artcam.training.perceptual import DEFAULT_LAYERS, StyleGrams, build_loss_network
 from artcam.training.style_terms import Style, Views, build_terms, weighted_sum
 from artcam.training.stylize import ContentCrops, export_checkpoint, infinite
+from artcam.training.stylizer_file import load_stylizer
 from artcam.training.stylizer_nets import (
     CondInstanceNorm,
     StylizerConfig,
     StylizerNet,
-    available_sizes,
-    config_for,
 )
 
 KIND = "style_add"
@@ -123,45 +120,6 @@ def style_name(text: str) -> str:
     if not NAME_RE.match(name):
         raise InputError(f"{text!r} cannot be a style name", "pass --name with letters, digits, _ or -")
     return name
-
-
-# --- the stylizer from its ONNX file -------------------------------------------------------------------
-
-
-def _initializers(path: Path) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # corrupt or truncated protobuf
-        raise InputError(f"cannot read model {path}: {e}", "pass a stylizer made by artcam") from e
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-
-
-def load_stylizer(path: Path) -> tuple[StylizerNet, Any]:
-    """The PyTorch net of an artcam ONNX stylizer, weights read by name from its initializers.
-
-    The net's layout comes from the file's provenance (``net``, written by this command) or, for the
-    shipped files, from the registered size whose parameters match the file's names and shapes."""
-    _, meta = read_model_file(path)
-    if meta is None or meta.task != "stylize" or not meta.styles:
-        raise InputError(f"{path} is not an artcam multi-style stylizer", f"add styles to {DEFAULT_STYLIZER} "
-                         "or to a model made by `artcam style add`")
-    weights = _initializers(path)
-    n = len(meta.styles)
-    candidates = []
-    if isinstance(meta.provenance.get("net"), dict):
-        candidates.append(StylizerConfig.from_dict(dict(meta.provenance["net"], num_styles=n)))
-    candidates += [config_for(size, n) for size in available_sizes()]
-    for cfg in candidates:
-        net = StylizerNet(cfg)
-        state = net.state_dict()
-        if set(state) == set(weights) and all(tuple(state[k].shape) == weights[k].shape for k in state):
-            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
-            return net.eval(), meta
-    raise InputError(f"{path}: its layers match no stylizer layout this version knows",
-                     f"add styles to {DEFAULT_STYLIZER} or to a model made by `artcam style add`")
 
 
 def grow(net: StylizerNet, rows: int = 1) -> StylizerNet:

@@ -174,7 +174,9 @@ PAINTINGS = {
 # (empty: --data, else $ARTCAM_DATA, else ../shared/data beside the checkout).
 SCHEMA: dict[str, Any] = {
     "name": "",  # model name in the metadata (default stylizer_<size>)
-    "net": {"size": "nano", "options": {}},  # options: StylizerConfig fields that override the size's
+    # options: StylizerConfig fields that override the size's; init_from: a stylizer (.onnx or checkpoint) of the
+    # same paintings whose layers of the same name and shape start this net (a thinner net from a shipped one)
+    "net": {"size": "nano", "options": {}, "init_from": ""},
     "data": {
         "root": "",
         "styles": [],  # painting files (relative to root) or names in root/styles
@@ -227,14 +229,29 @@ def write_sample_grid(path: Path, net: StylizerNet, photos: torch.Tensor, styles
     write_image(path, cv2.cvtColor((grid * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR), quality=90)
 
 
+def load_stylizer_weights(path: str, styles: list[str], what: str) -> StylizerNet:
+    """A trained stylizer holding ``styles`` in that order: a training checkpoint or an artcam ONNX file."""
+    if Path(path).suffix.lower() == ".onnx":
+        from artcam.training.stylizer_file import load_stylizer
+
+        try:
+            net, meta = load_stylizer(Path(path))
+        except ArtcamError as e:
+            raise TrainingError(f"{what} {path}: {e.message}", "pass an artcam stylizer .onnx or a checkpoint") from e
+        held = list(meta.styles)
+    else:
+        ck = common.load_checkpoint(path, KIND)
+        net, held = model_from_checkpoint(ck), ck["config"]["styles"]
+    if held != styles:
+        raise TrainingError(f"{what} {path} holds styles {held}, not {styles}",
+                            "use a stylizer trained on the same paintings in the same order")
+    return net
+
+
 def load_teacher(path: str, styles: list[str], device) -> StylizerNet:
     if not path:
         raise TrainingError("loss term distill needs a teacher", "set loss.distill.teacher = \"runs/teacher/last.pt\"")
-    ck = common.load_checkpoint(path, KIND)
-    if ck["config"]["styles"] != styles:
-        raise TrainingError(f"the teacher {path} holds styles {ck['config']['styles']}, not {styles}",
-                            "distil from a teacher trained on the same paintings in the same order")
-    net = model_from_checkpoint(ck).to(device)
+    net = load_stylizer_weights(path, styles, "the teacher").to(device).eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net
@@ -273,6 +290,15 @@ class StylizeTask(Task):
                 raise TrainingError(f"--init {run.args.init} holds another net or other styles",
                                     "init from the same recipe's run")
             net.load_state_dict(init["model"])
+        elif r["net"]["init_from"] and resume is None:
+            from artcam.training.stylizer_file import copy_matching
+
+            src = load_stylizer_weights(r["net"]["init_from"], names, "net.init_from")
+            copied = copy_matching(net, src.state_dict())
+            if not copied:
+                raise TrainingError(f"net.init_from {r['net']['init_from']} shares no layer with this net",
+                                    "start from a stylizer whose layer names and shapes overlap")
+            run.log(f"net.init_from: {len(copied)} of {len(net.state_dict())} tensors from {r['net']['init_from']}")
         self.size = size = data["image_size"]
         if size % net.stride or size < net.cfg.min_size:
             raise TrainingError(f"data.image_size {size} is not a multiple of the net's stride {net.stride}"
@@ -331,6 +357,8 @@ class StylizeTask(Task):
                                   for n in names}
         if self.teacher is not None:
             extra["teacher"] = {"checkpoint": str(next(t for t in self.terms if isinstance(t, Distill)).opts["teacher"])}
+        if self.recipe["net"]["init_from"]:
+            extra["net_init_from"] = str(self.recipe["net"]["init_from"])
         return extra
 
     def step(self, run: Run) -> dict[str, float]:

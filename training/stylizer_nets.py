@@ -10,7 +10,8 @@ Design, each choice for a reason:
   each upsampling (U-Net), so the cheap real-time net keeps the photo's edges at 1/2 and full resolution.
 - ``teacher`` is Johnson-sized (9x9 ends, full 3x3 residual blocks) and slow; ``nano`` runs its
   residual blocks at 1/8 in depthwise form, decodes to 1/2 and pixel-shuffles to full size: the
-  real-time student, distilled from the teacher (``training/recipes``).
+  real-time student, distilled from the teacher (``training/recipes``); ``hd`` is a thinner ``nano``
+  for 720p and up, distilled from ``nano``.
 - Fully convolutional: any H and W that are multiples of ``stride`` work.
 """
 
@@ -107,6 +108,17 @@ def nano(**kw) -> StylizerConfig:
     return StylizerConfig(**{**dict(size="nano", down=((32, 3, 2), (32, 3, 2), (64, 3, 2)), blocks=5,
                                     block="dw_light", expand=2, up=((32, 3), (32, 3)), up_depthwise=False,
                                     skip=True, out_kernel=3, pad="zeros", norm_from=4, shuffle=2), **kw})
+
+
+@register
+def hd(**kw) -> StylizerConfig:
+    """``nano`` for 1280x720 and up: the same 1/8 and 1/4 core with three of its five blocks, a 16-channel
+    1/2-resolution stage and a 1x1 output conv before the pixel shuffle. On ONNX Runtime CPU the 1/2- and
+    full-resolution passes are most of ``nano``'s time at 720p (its 32-channel 3x3 decoder conv and 3x3
+    output conv alone are a third); this keeps the 2x2 pixel shuffle, so its strokes stay at the full
+    picture's pixel scale. Distilled from ``nano``'s pictures (training/recipes/stylizer_hd.toml)."""
+    return nano(**{**dict(size="hd", down=((16, 3, 2), (32, 3, 2), (64, 3, 2)), blocks=3, up=((32, 3), (16, 3)),
+                          out_kernel=1), **kw})
 
 
 @register

@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import tiny_models as tm
 
 from artcam.benchmarks import hd_detail
@@ -51,3 +52,22 @@ def test_old_wxh_sizes_still_work_with_one_line(tmp_path, capsys):
     assert rc == 0 and json.loads(out.read_text())["sizes"][0]["imgsz"] == [192, 256]
     err = [x for x in capsys.readouterr().err.splitlines() if "deprecated" in x]
     assert len(err) == 1 and "--imgsz 192x256 (HxW)" in err[0]
+
+
+def test_also_measures_a_second_stylizer_at_full_resolution(tmp_path):
+    """``--also``: another stylizer of the same styles beside the model, its detail share and cost ratio; one
+    with other styles is refused."""
+    model = tm.stylizer(tmp_path / "id.onnx", identity=True)
+    photos = _photos(tmp_path, 1)
+    out, pic = tmp_path / "hd.json", tmp_path / "sbs.png"
+    rc = hd_detail.main(["--model", str(model), "--also", str(model), "--photos", *photos, "--imgsz", "192x256",
+                         "--runs", "2", "--no-peer", "--curve", "", "--picture", str(pic), "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())["sizes"][0]
+    assert abs(doc["fine_detail_share_of_full"]["also"] - 1.0) < 1e-6 and doc["passes_detail_bar"]["also"]
+    assert {"stylize_also", "model_also_full"} <= set(doc["speed"]) and doc["model_ratio_also_over_ours"] > 0
+    assert read_image(pic).shape[1] == 5 * 192  # photo, full, resize, guided, the second stylizer
+    other = tm.stylizer(tmp_path / "other.onnx", styles=("a", "b", "c"))
+    with pytest.raises(SystemExit, match="are not"):
+        hd_detail.main(["--model", str(model), "--also", str(other), "--photos", *photos, "--imgsz", "192x256",
+                        "--runs", "1", "--no-peer", "--curve", ""])

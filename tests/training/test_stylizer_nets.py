@@ -28,10 +28,10 @@ def _net(size: str, styles: int = 3, seed: int = 0, **kw):
     return net.eval()
 
 
-def test_registry_has_the_student_and_the_teacher():
-    assert available_sizes() == ["nano", "teacher"]
+def test_registry_has_the_students_and_the_teacher():
+    assert available_sizes() == ["nano", "hd", "teacher"]
     params = {s: count_parameters(build_stylizer(config_for(s, 4))) for s in available_sizes()}
-    assert params["nano"] < params["teacher"]
+    assert params["hd"] < params["nano"] < params["teacher"]
     with pytest.raises(ValueError, match="unknown stylizer size"):
         config_for("huge", 2)
     with pytest.raises(ValueError, match="strides multiply"):
@@ -42,7 +42,7 @@ def test_registry_has_the_student_and_the_teacher():
         StylizerConfig.from_dict({**config_for("nano", 2).to_dict(), "detail": 8})
 
 
-@pytest.mark.parametrize("size", ["nano", "teacher"])
+@pytest.mark.parametrize("size", ["nano", "hd", "teacher"])
 def test_any_multiple_of_stride_keeps_shape_and_range(size):
     net = _net(size)
     s = net.stride
@@ -145,3 +145,17 @@ def test_onnx_export_parity_at_dynamic_sizes(tmp_path, size, kw):
     out = sess.run(None, {"image": rng.random((1, 3, 5 * s, 2 * s), dtype=np.float32),
                           "style": np.eye(3, dtype=np.float32)[2:]})[0]
     assert out.shape == (1, 3, 5 * s, 2 * s)
+
+
+def test_hd_shares_nanos_names_for_the_layers_they_share_so_it_starts_from_nano():
+    """hd is a thinner nano: its 1/8 core and style rows carry nano's names and shapes (net.init_from copies
+    them); its thinner 1/2-resolution stage and 1x1 output do not, and start fresh."""
+    from artcam.training.stylizer_file import copy_matching
+
+    nano, hd = _net("nano", seed=1), _net("hd", seed=2)
+    copied = copy_matching(hd, nano.state_dict())
+    assert "blocks.2.dw.norm.gamma" in copied and "down.2.conv.weight" in copied and "up_conv.0.norm.beta" in copied
+    assert "blocks.3.dw.conv.weight" not in copied and "out.weight" not in copied and "down.0.conv.weight" not in copied
+    for k in copied:
+        assert torch.equal(hd.state_dict()[k], nano.state_dict()[k])
+    assert hd.cfg.out_kernel == 1 and hd.cfg.shuffle == 2  # strokes stay at the full picture's pixel scale

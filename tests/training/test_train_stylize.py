@@ -106,7 +106,7 @@ def test_shipped_recipes_load_and_name_public_domain_paintings():
     from artcam.training.skeleton import recipes_for
 
     names = recipes_for(stylize.SCHEMA)
-    assert names == ["stylizer_nano", "stylizer_teacher"]
+    assert names == ["stylizer_hd", "stylizer_nano", "stylizer_teacher"]
     for n in names:
         r = load_recipe(n, stylize.SCHEMA)
         assert len(r["data"]["styles"]) == 8 and all(s in stylize.PAINTINGS for s in r["data"]["styles"])
@@ -114,6 +114,9 @@ def test_shipped_recipes_load_and_name_public_domain_paintings():
         assert {t.name for t in terms} <= set(TERMS)
     nano = load_recipe("stylizer_nano", stylize.SCHEMA)
     assert nano["loss"]["distill"]["teacher"] and nano["net"]["size"] == "nano"
+    hd = load_recipe("stylizer_hd", stylize.SCHEMA)  # distilled from, and started from, the shipped nano file
+    assert hd["net"]["size"] == "hd" and hd["loss"]["distill"]["teacher"] == hd["net"]["init_from"]
+    assert Path(hd["net"]["init_from"]).name == "stylizer_nano.onnx" and "kodak" in hd["data"]["exclude"]
 
 
 @pytest.mark.parametrize("override, match, hint", [
@@ -196,6 +199,33 @@ layers = {{ c1 = 1.0, c2 = 1.0 }}"""
     assert errors[1] < errors[0]
     with pytest.raises(TrainingError, match="holds styles"):
         stylize.load_teacher(str(teacher / "last.pt"), ["dots", "stripes"], "cpu")
+
+
+def test_a_thinner_net_distils_from_and_starts_from_an_exported_stylizer(data, tmp_path):
+    """The shipped models come as ONNX files: a recipe may name one as the teacher and as net.init_from."""
+    nano = _run(data, tmp_path, "train.steps=1", out=tmp_path / "nano") / "tiny.onnx"
+    recipe = BASE.replace('size = "nano"', f'size = "hd"\ninit_from = "{nano}"') + f"""[loss.distill]
+weight = 1.0
+teacher = "{nano}"
+layers = {{ c1 = 1.0, c2 = 1.0 }}"""
+    out = _run(data, tmp_path, "train.steps=1", "train.lr=0", "--no-export", recipe=_recipe(data, tmp_path, recipe))
+    ck = load_checkpoint(out / "last.pt", "stylize")
+    assert ck["config"]["net"]["size"] == "hd" and ck["provenance"]["net_init_from"] == str(nano)
+    from artcam.training.stylizer_file import load_stylizer
+
+    src, _ = load_stylizer(nano)
+    assert torch.equal(ck["model"]["blocks.0.dw.norm.gamma"], src.state_dict()["blocks.0.dw.norm.gamma"])
+    assert stylize.load_teacher(str(nano), ["stripes", "dots"], "cpu").cfg.size == "nano"
+    with pytest.raises(TrainingError, match="holds styles"):
+        stylize.load_teacher(str(nano), ["dots", "stripes"], "cpu")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(TrainingError, match="the teacher"):
+        stylize.load_teacher(str(bad), ["stripes", "dots"], "cpu")
+    swapped = BASE.replace('size = "nano"', f'size = "hd"\ninit_from = "{nano}"').replace(
+        '["stripes.png", "dots.png"]', '["dots.png", "stripes.png"]') + PLAIN_LOSS
+    with pytest.raises(TrainingError, match="net.init_from .* holds styles"):
+        _run(data, tmp_path, "train.steps=1", "--no-export", out=tmp_path / "swapped", recipe=_recipe(data, tmp_path, swapped))
 
 
 def test_distill_without_a_teacher_is_a_clear_error(data, tmp_path):
