@@ -27,7 +27,8 @@ from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
 from .workers import AUTO as WORKERS_AUTO
-from .workers import MAX_WORKERS, auto_workers
+from .workers import MAX_WORKERS, auto_workers, keep_pair
+from .workers import probe as probe_workers
 from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER, stylizer_for
 
 
@@ -246,13 +247,26 @@ def worker_count(a: argparse.Namespace, live: bool, shape: tuple[int, int], styl
 
 def load_stylizers(a: argparse.Namespace, workers: int, shape: tuple[int, int]) -> tuple[list[Stylizer], dict]:
     """One stylizer per worker, all at the precision ``--precision`` picks (probed once, on the first); with
-    several, each session has one intra-op thread unless ``--threads`` says otherwise."""
+    several, each session has one intra-op thread unless ``--threads`` says otherwise. ``--workers auto`` with
+    two candidates: a start-up probe against one session with ``--threads``' threads keeps the faster
+    (:func:`artcam.runtime.workers.probe`, said in one line; its timings go into the summary's ``stylizer``)."""
     threads = (a.threads or 1) if workers > 1 else None
     first, precision = stylizer_at_precision(a, make_stylizer(a, threads=threads), shape, threads=threads)
     stylizers = [first]
     try:
         for _ in range(workers - 1):
             stylizers.append(make_stylizer(a, model=first.model.path, threads=threads))
+        if a.workers == WORKERS_AUTO and workers == 2:
+            stylizers.append(make_stylizer(a, model=first.model.path))
+            ms = probe_workers(stylizers[2], stylizers[:2], shape)
+            precision["workers_probe_ms"] = {str(n): round(v, 2) for n, v in ms.items()}
+            print(f"artcam: {2 if keep_pair(ms) else 1} inference worker(s) (start-up probe at {shape[1]}x{shape[0]}: "
+                  f"two 1-thread sessions {1e3 / ms[2]:.1f} FPS, one session {1e3 / ms[1]:.1f} FPS; --workers to "
+                  "choose)", file=sys.stderr)
+            keep, drop = (stylizers[:2], stylizers[2:]) if keep_pair(ms) else (stylizers[2:], stylizers[:2])
+            for st in drop:
+                st.close()
+            stylizers = keep
     except BaseException:
         for st in stylizers:
             st.close()

@@ -19,7 +19,7 @@ from artcam.runtime.pipeline import FrameProcessor, Pipeline
 from artcam.runtime.sinks import NullSink
 from artcam.runtime.sources import Source, open_source
 from artcam.runtime.tasks import Classifier, Stylizer
-from artcam.runtime.workers import InOrder, auto_workers
+from artcam.runtime.workers import InOrder, auto_workers, keep_pair, probe
 
 
 class Numbered(Source):
@@ -183,6 +183,17 @@ def test_auto_picks_two_workers_only_for_hd_live_frames_on_the_cpu():
     assert auto_workers(hd, live=True, local_cpu_stylizer=True, cpus=1) == 1
 
 
+def test_the_probe_times_one_session_against_two(tmp_path):
+    s = tm.stylizer(tmp_path / "s.onnx")
+    single = Stylizer(load_model(s, device="cpu"))
+    pair = [Stylizer(load_model(s, device="cpu", threads=1)) for _ in range(2)]
+    ms = probe(single, pair, (96, 128), frames=4, rounds=2)
+    assert set(ms) == {1, 2} and all(v > 0 for v in ms.values())
+    assert keep_pair({1: 50.0, 2: 40.0}) and not keep_pair({1: 50.0, 2: 47.0})  # 25% more frames; 6% more
+    for st in (single, *pair):
+        st.close()
+
+
 def cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "artcam.runtime.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=os.environ)
@@ -208,6 +219,11 @@ def test_workers_in_the_json_summary(tmp_path):
             "-o", str(tmp_path / "d.mp4"), "--json", "--device", "cpu")  # auto at 64x64: one worker
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["workers"] == 1
+    r = cli("live", *common, "--source-size", "720x1280")  # auto on a live HD source: the start-up probe decides
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    ms = {int(k): v for k, v in d["stylizer"]["workers_probe_ms"].items()}
+    assert d["workers"] == (2 if keep_pair(ms) else 1) and "start-up probe at 1280x720" in r.stderr
     r = cli("live", "--source", "sample", "--classify", str(c), "--workers", "2", "-o", "null", "--frames", "1")
     assert r.returncode == 2 and "needs a stylizer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = cli("live", "--source", "sample", "--remote", "grpc://127.0.0.1:9", "--workers", "2", "-o", "null")
