@@ -110,8 +110,8 @@ def _workers(s: str) -> int | str:
 def add_workers_arg(p) -> None:
     p.add_argument("--workers", type=_workers, default=WORKERS_AUTO,
                    help="inference workers, each with its own stylizer session (one thread each) taking frames in "
-                        "turn, output in capture order; auto (default): 2 for a live source of at least 1280x720 "
-                        "on a CPU with 2+ cores, else 1")
+                        "turn, output in capture order; auto (default): 1, or for a live source of at least 1280x720 "
+                        "on a CPU with 2+ cores what a start-up probe measures faster")
 
 
 def _seed(s: str) -> int:

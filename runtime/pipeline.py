@@ -460,6 +460,8 @@ class Pipeline:
             stats.captured = self.captured
             stats.dropped = (inbox.dropped if isinstance(inbox, LatestSlot) else 0) + order.late
             stats.extra["workers"] = self.workers
+            if self.workers > 1 and self.live:
+                stats.extra["dropped_late"] = order.late  # of ``dropped``: finished after a newer frame was shown
             stats.skipped = getattr(self.source, "skipped", 0)
             if self._rate is not None:
                 stats.extra.update(self._rate.to_dict())

@@ -15,9 +15,9 @@ machine with two or more usable CPUs (:func:`auto_workers`), where a start-up pr
 alternate frames, on the run's frame size, alternating, and keeps two only when they give at least
 ``PROBE_MARGIN`` more frames a second: each frame then takes about twice as long (one thread instead of two), so
 a small gain is not worth the latency. Why a probe and not a rule: model only, two sessions give INT8 1.35x
-the frames of one at 1280x720 on a quiet 2-core machine, but with the cores shared by another busy process the
-two come out even end to end and the latency doubles. At 640x480 with the classifier on its own thread, one
-worker already does as well as two (measured end to end), so small frames are not probed.
+the frames of one at 1280x720 on a quiet 2-core machine, but with the cores shared by another busy process two
+workers give no more frames end to end (slightly fewer) and twice the latency. At 640x480 with the classifier on
+its own thread two workers gave no more frames either (end to end, under load), so small frames are not probed.
 """
 
 from __future__ import annotations
