@@ -523,7 +523,6 @@ class FrameProcessor:
         self.classify_every = int(every)
         self._since_submit: int | None = None  # frames since the worker was last offered one
         self._n = 0  # frames started, all lanes together
-        self._preds: list = []
         self._ages = Reservoir(RESERVOIR_SIZE)
         self._worker = ClassifyWorker(classifier) if classifier is not None and background else None
         self._lock = threading.Lock()  # the settings and the shared classification state
@@ -534,7 +533,7 @@ class FrameProcessor:
         self._generation = 0
         self._inline: dict[int, tuple[list, float]] = {}  # inline: predictions by classified frame index
         self._inline_cond = threading.Condition()
-        self._inline_failed = False
+        self._inline_failed: BaseException | None = None  # the error of a lane that failed to classify
         self._classify_lock = threading.Lock()  # inline: one classification at a time (one model, its buffers)
         for other in stylizers[1:]:  # every lane starts where the first is
             if other.weights is not None:
@@ -588,7 +587,7 @@ class FrameProcessor:
             ref = n if index is None else index
             preds, (at, t) = self._inline_predictions(frame, ref, timing)
         if self.classifier is not None:
-            info["predictions"] = self._preds = preds
+            info["predictions"] = preds
             if at >= 0:
                 age = (time.perf_counter() - t) * 1e3
                 info["predictions_age_ms"], info["predictions_frames_ago"] = age, ref - at
@@ -616,9 +615,9 @@ class FrameProcessor:
                     preds = self.classifier.classify(frame)
                     for k, v in self.classifier.timing.items():
                         timing[k] += v
-            except BaseException:
+            except BaseException as e:
                 with self._inline_cond:
-                    self._inline_failed = True
+                    self._inline_failed = e
                     self._inline_cond.notify_all()
                 raise
             t = time.perf_counter()
@@ -630,8 +629,8 @@ class FrameProcessor:
             return preds, (m, t)
         with self._inline_cond:
             while m not in self._inline:
-                if self._inline_failed:
-                    raise RuntimeError(f"classifying frame {m} failed on another worker")
+                if self._inline_failed is not None:  # the same error, whichever worker reports it first
+                    raise self._inline_failed
                 self._inline_cond.wait(0.1)
             preds, t = self._inline[m]
         return preds, (m, t)

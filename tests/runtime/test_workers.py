@@ -98,6 +98,23 @@ def test_live_source_with_workers_never_shows_a_frame_out_of_order():
     assert "2 inference workers" in stats.summary()
 
 
+def test_an_error_in_one_worker_stops_the_run():
+    class Boom(JitterLanes):
+        def _lane(self):
+            def lane(frame, index):
+                if index == 7:
+                    raise ValueError("model exploded")
+                return frame, {}
+            lane.timing = {}
+            return lane
+
+    for live in (False, True):
+        t = time.perf_counter()
+        with pytest.raises(ValueError, match="model exploded"):
+            Pipeline(Numbered(10**6, fps=1000 if live else None, live=live), Boom(2), NullSink()).run()
+        assert time.perf_counter() - t < 5
+
+
 def test_a_worker_needs_a_lane():
     with pytest.raises(ValueError, match="lanes"):
         Pipeline(Numbered(3), lambda f: (f, {}), NullSink(), workers=2)
