@@ -7,13 +7,19 @@ Scenarios (each a subprocess of ``artcam``, one after another, 300 output frames
   frame; ``demo_stylize_only``: ``--classify none``.
 - ``live_720p_full``, ``live_720p_resize``, ``live_720p_guided``: ``artcam live --source sample
   --source-size 720x1280 -o null`` at full resolution, with ``--size 640``, and ``--size 640 --upsample
-  guided``; ``live_1080p_guided``: 1080x1920 with ``--size 960 --upsample guided``.
+  guided``; ``live_1080p_guided``: 1080x1920 with ``--size 960 --upsample guided``; ``live_720p_full_fp32``:
+  full resolution with ``--precision fp32``.
 - With ``--int8-stylizer MODEL`` (an ``artcam export --int8`` of the stylizer): ``live_720p_int8_full`` and
   ``live_720p_int8_guided_960`` (``--size 960 --upsample guided``, 79% of full resolution's fine detail).
 
 The bars (``checks``): the demo at >= 29 FPS with end-to-end p99 < 100 ms; 720p at >= 30 FPS.
 
+``--workers 1,2`` passes ``--workers`` to every scenario, and with several counts runs each scenario once per
+count back to back (``NAME_workers1``, ``NAME_workers2``: alternating, so other load hits them alike).
+
     python -m artcam.benchmarks.realtime --json benchmarks/results/realtime.json
+    python -m artcam.benchmarks.realtime --only live_720p_full,demo --workers 1,2 \
+        --json benchmarks/results/realtime_workers.json
 """
 
 from __future__ import annotations
@@ -47,11 +53,21 @@ def scenarios(frames: int, video: Path, int8_stylizer: str = "") -> dict[str, li
         "demo_classify_every_1": [*demo, "--classify-every", "1"],
         "demo_stylize_only": [*demo, "--classify", "none"],
         "live_720p_full": [*live, "--source-size", "720x1280"],
+        "live_720p_full_fp32": [*live, "--source-size", "720x1280", "--precision", "fp32"],
         "live_720p_resize": [*live, "--source-size", "720x1280", "--size", "640"],
         "live_720p_guided": [*live, "--source-size", "720x1280", "--size", "640", "--upsample", "guided"],
         "live_1080p_guided": [*live, "--source-size", "1080x1920", "--size", "960", "--upsample", "guided"],
         **int8,
     }
+
+
+def with_workers(todo: dict[str, list[str]], counts: list[str]) -> dict[str, list[str]]:
+    """Each scenario with ``--workers N`` for each count (named ``NAME_workersN`` when there are several)."""
+    if not counts:
+        return todo
+    if len(counts) == 1:
+        return {name: [*args, "--workers", counts[0]] for name, args in todo.items()}
+    return {f"{name}_workers{n}": [*args, "--workers", n] for name, args in todo.items() for n in counts}
 
 
 def run(argv: list[str], timeout: float) -> dict:
@@ -72,13 +88,13 @@ def checks(res: dict) -> dict:
         return res.get(name, {}).get("summary")
 
     c = {}
-    d = s("demo")
-    if d:
-        c["demo_fps_ge_29"] = d["fps"] >= DEMO_FPS
-        c["demo_p99_lt_100ms"] = d["latency_ms"]["e2e"]["p99"] < DEMO_P99_MS
-    for name in ("live_720p_full", "live_720p_resize", "live_720p_guided", "live_720p_int8_full",
-                 "live_720p_int8_guided_960"):
-        if s(name):
+    hd = ("live_720p_full", "live_720p_full_fp32", "live_720p_resize", "live_720p_guided", "live_720p_int8_full", "live_720p_int8_guided_960")
+    for name in res:  # a scenario run with several --workers counts is NAME_workersN
+        base = name.split("_workers")[0]
+        if base == "demo" and s(name):
+            c[f"{name}_fps_ge_29"] = s(name)["fps"] >= DEMO_FPS
+            c[f"{name}_p99_lt_100ms"] = s(name)["latency_ms"]["e2e"]["p99"] < DEMO_P99_MS
+        if base in hd and s(name):
             c[f"{name}_at_30fps"] = s(name).get("fps_steady", s(name)["fps"]) >= HD_FPS - CAMERA_RATE_SLACK
     return c
 
@@ -88,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=300, help="output frames per scenario (default 300)")
     p.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     p.add_argument("--int8-stylizer", default="", metavar="MODEL", help="also the 720p scenarios with this INT8 stylizer")
+    p.add_argument("--workers", default="", metavar="N[,N...]",
+                   help="pass --workers N to every scenario; several counts: each scenario once per count, in turn")
     p.add_argument("--json", default="", help="write the summaries and checks here")
     a = p.parse_args(argv)
     res = {}
@@ -99,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"unknown scenario(s) {', '.join(unknown)}; have: {', '.join(todo)}", file=sys.stderr)
                 return 2
             todo = {k: v for k, v in todo.items() if k in a.only.split(",")}
+        todo = with_workers(todo, [n.strip() for n in a.workers.split(",") if n.strip()])
         for name, args in todo.items():
             res[name] = r = run(args, timeout=60 + a.frames)
             if "summary" in r:

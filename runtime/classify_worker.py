@@ -50,10 +50,11 @@ class ClassifyBudget:
     rate, or its own when it falls behind) and the time it is busy with each. Their difference is its idle
     time per frame; a classification taking ``classify_ms`` fits every ``ceil(classify_ms / idle)`` frames,
     bounded to 1..``max_every`` so that a stylizer with no idle time still gets a fresh label now and then.
+    ``workers``: inference threads taking frames in turn; each then has ``workers`` intervals per frame.
     """
 
-    def __init__(self, max_every: int = AUTO_MAX_EVERY, alpha: float = 0.1):
-        self.max_every, self.alpha = int(max_every), float(alpha)
+    def __init__(self, max_every: int = AUTO_MAX_EVERY, alpha: float = 0.1, workers: int = 1):
+        self.max_every, self.alpha, self.workers = int(max_every), float(alpha), int(workers)
         self.interval_ms: float | None = None
         self.busy_ms: float | None = None
         self._last_start: float | None = None
@@ -73,7 +74,7 @@ class ClassifyBudget:
         """How many frames apart to classify now (1 before anything is measured: the first label comes fast)."""
         if classify_ms is None or self.interval_ms is None or self.busy_ms is None:
             return 1
-        idle = self.interval_ms - self.busy_ms
+        idle = self.interval_ms * self.workers - self.busy_ms
         if idle <= 0:
             return self.max_every
         return max(1, min(self.max_every, math.ceil(classify_ms / idle)))

@@ -26,6 +26,9 @@ from .sizes import size_arg as _size
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
+from .workers import AUTO as WORKERS_AUTO
+from .workers import MAX_WORKERS, auto_workers, keep_pair
+from .workers import probe as probe_workers
 from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER, stylizer_for
 
 
@@ -89,6 +92,26 @@ def _classify_every(s: str) -> int | str:
         return _positive_int(s)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{s!r} is not a whole number >= 1 or auto") from None
+
+
+def _workers(s: str) -> int | str:
+    """``--workers``: a whole number 1..MAX_WORKERS, or ``auto``."""
+    if s.strip().lower() == WORKERS_AUTO:
+        return WORKERS_AUTO
+    try:
+        v = int(s)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number from 1 to {MAX_WORKERS} or auto")
+    return v
+
+
+def add_workers_arg(p) -> None:
+    p.add_argument("--workers", type=_workers, default=WORKERS_AUTO,
+                   help="inference workers, each with its own stylizer session (one thread each) taking frames in "
+                        "turn, output in capture order; auto (default): 1, or for a live source of at least 1280x720 "
+                        "on a CPU with 2+ cores what a start-up probe measures faster")
 
 
 def _seed(s: str) -> int:
@@ -161,15 +184,16 @@ def add_stylize_args(p: argparse.ArgumentParser, style_default: str | None = "0"
     return g
 
 
-def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None, model: str | Path | None = None
-                  ) -> Stylizer:
-    """The stylizer the arguments name; ``model``: load that file instead with the same settings."""
+def make_stylizer(a: argparse.Namespace, flags: ForeignFlags | None = None, model: str | Path | None = None,
+                  threads: int | None = None) -> Stylizer:
+    """The stylizer the arguments name; ``model``: load that file instead with the same settings;
+    ``threads``: intra-op threads instead of ``--threads``."""
     style, named = a.style, a.style_model
     if style is not None and (style.endswith(".onnx") or Path(style).is_file()):
         named, style = style, "0"
     elif style is not None and named == DEFAULT_STYLIZER:  # a style added with `artcam style add`: its user model
         named = stylizer_for(style)
-    lm = _load(model or named, "stylize", a, flags)
+    lm = _load(model or named, "stylize", a, flags, threads=threads)
     try:
         return Stylizer(lm, style=style if style is not None else 0, strength=a.strength,
                         keep_color=a.preserve_color, size=a.size, upsample=getattr(a, "upsample", "resize"))
@@ -184,15 +208,70 @@ def add_precision_arg(g) -> None:
                         "on this CPU; fp32; int8")
 
 
-def stylizer_at_precision(a: argparse.Namespace, stylizer: Stylizer, shape: tuple[int, int]) -> tuple[Stylizer, dict]:
+def stylizer_at_precision(a: argparse.Namespace, stylizer: Stylizer, shape: tuple[int, int],
+                          threads: int | None = None) -> tuple[Stylizer, dict]:
     """``--precision``: the stylizer to run (its INT8 twin where asked or measured faster) and the decision,
-    said in one line when a probe made it."""
-    st, info = choose(a.precision, stylizer, lambda path: make_stylizer(a, model=path), shape)
+    said in one line when a probe made it. ``threads``: as ``make_stylizer``'s."""
+    st, info = choose(a.precision, stylizer, lambda path: make_stylizer(a, model=path, threads=threads), shape)
     if "probe_ms" in info:
         ms = info["probe_ms"]
         print(f"artcam: stylizer {info['model']} (start-up probe at {shape[1]}x{shape[0]}: "
               f"INT8 {ms['int8']:.1f} ms, FP32 {ms['fp32']:.1f} ms a frame; --precision to choose)", file=sys.stderr)
     return st, info
+
+
+def _stylizer_on_cpu(a: argparse.Namespace) -> bool:
+    """Whether a local stylizer will run on this machine's CPU (no GPU provider for ``--device auto``)."""
+    if a.backend != "onnxruntime" or a.device not in ("auto", "cpu"):
+        return False
+    if a.device == "cpu":
+        return True
+    import onnxruntime
+
+    return not {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(onnxruntime.get_available_providers())
+
+
+def worker_count(a: argparse.Namespace, live: bool, shape: tuple[int, int], stylizing: bool = True) -> int:
+    """``--workers``: the number given, or auto's (:func:`~artcam.runtime.workers.auto_workers`); more than
+    one needs a local stylizer (:class:`InputError` otherwise)."""
+    remote = bool(getattr(a, "remote", None))
+    if a.workers == WORKERS_AUTO:
+        return auto_workers(shape, live=live, local_cpu_stylizer=stylizing and not remote and _stylizer_on_cpu(a))
+    if a.workers > 1 and remote:
+        raise InputError("--workers does not apply with --remote", "the server runs the models; leave --workers out")
+    if a.workers > 1 and not stylizing:
+        raise InputError(f"--workers {a.workers} needs a stylizer (--style): the classifier runs once",
+                         "leave --workers out")
+    return a.workers
+
+
+def load_stylizers(a: argparse.Namespace, workers: int, shape: tuple[int, int]) -> tuple[list[Stylizer], dict]:
+    """One stylizer per worker, all at the precision ``--precision`` picks (probed once, on the first); with
+    several, each session has one intra-op thread unless ``--threads`` says otherwise. ``--workers auto`` with
+    two candidates: a start-up probe against one session with ``--threads``' threads keeps the faster
+    (:func:`artcam.runtime.workers.probe`, said in one line; its timings go into the summary's ``stylizer``)."""
+    threads = (a.threads or 1) if workers > 1 else None
+    first, precision = stylizer_at_precision(a, make_stylizer(a, threads=threads), shape, threads=threads)
+    stylizers = [first]
+    try:
+        for _ in range(workers - 1):
+            stylizers.append(make_stylizer(a, model=first.model.path, threads=threads))
+        if a.workers == WORKERS_AUTO and workers == 2:
+            stylizers.append(make_stylizer(a, model=first.model.path))
+            ms = probe_workers(stylizers[2], stylizers[:2], shape)
+            precision["workers_probe_ms"] = {str(n): round(v, 2) for n, v in ms.items()}
+            print(f"artcam: {2 if keep_pair(ms) else 1} inference worker(s) (start-up probe at {shape[1]}x{shape[0]}: "
+                  f"two 1-thread sessions {1e3 / ms[2]:.1f} FPS, one session {1e3 / ms[1]:.1f} FPS; --workers to "
+                  "choose)", file=sys.stderr)
+            keep, drop = (stylizers[:2], stylizers[2:]) if keep_pair(ms) else (stylizers[2:], stylizers[:2])
+            for st in drop:
+                st.close()
+            stylizers = keep
+    except BaseException:
+        for st in stylizers:
+            st.close()
+        raise
+    return stylizers, precision
 
 
 def _print_stats(stats: PipelineStats, as_json: bool) -> None:
@@ -263,6 +342,7 @@ def live_main(argv: list[str]) -> int:
     p = ArgParser(prog="artcam live", description="Real-time stylization and/or classification of a live source.")
     _add_source_args(p, default="0")
     add_precision_arg(add_stylize_args(p, style_default=None))
+    add_workers_arg(p)
     g = p.add_argument_group("classify")
     g.add_argument("--classify", nargs="?", const=DEFAULT_CLASSIFIER, default=None,
                    help=f"classify frames with this model (default when given alone: {DEFAULT_CLASSIFIER})")
@@ -314,6 +394,8 @@ def live_main(argv: list[str]) -> int:
         if viewer is not None:
             viewer.health = health  # GET /healthz
         with health.failing_as(MODEL):
+            shape = a.source_size or (480, 640)
+            workers = worker_count(a, bool(source.live), shape, stylizing=a.style is not None)
             if a.remote:  # the models run on the server (artcam.runtime.remote_tasks)
                 from .remote_tasks import open_remote_tasks
 
@@ -325,16 +407,16 @@ def live_main(argv: list[str]) -> int:
                     a.remote, stylizer_model=a.style_model if a.style is not None else None, style=a.style,
                     strength=a.strength, preserve_color=a.preserve_color, classifier_model=a.classify,
                     top_k=a.top_k)
+                stylizers = [stylizer]
             else:
-                stylizer = make_stylizer(a) if a.style is not None else None
-                if stylizer is not None:
-                    stylizer, precision = stylizer_at_precision(a, stylizer, a.source_size or (480, 640))
+                stylizers, precision = load_stylizers(a, workers, shape) if a.style is not None else ([None], None)
+                stylizer = stylizers[0]
                 classifier = _load_classifier(a.classify, a, bool(source.live), a.top_k) if a.classify else None
             every = a.classify_every or (1 if stylizer is None else AUTO if source.live else CLASSIFY_EVERY_WITH_STYLE)
-            processor = FrameProcessor(stylizer, classifier, every=every, background=bool(source.live))
+            processor = FrameProcessor(stylizers, classifier, every=every, background=bool(source.live))
             if viewer is not None:  # the page steers style and strength
                 viewer.attach(processor, " + ".join(t.meta.name for t in (stylizer, classifier) if t is not None))
-            for task in (stylizer, classifier):  # pay one-time costs before the first live frame
+            for task in (*stylizers, classifier):  # pay one-time costs before the first live frame
                 if task is not None:
                     task.warmup()
         open_ended = _open_ended(a, source)
@@ -447,16 +529,19 @@ def demo_main(argv: list[str]) -> int:
                         "stale frames dropped, so latency is capture-to-output)")
     p.add_argument("--json", action="store_true")
     add_precision_arg(p)
+    add_workers_arg(p)
     add_overwrite_arg(p)
     add_backend_args(p)
     a = p.parse_args(argv)
     limits.check_frame_size(a.source_size)
     a.strength, a.preserve_color, a.size = 1.0, False, None
-    stylizer, precision = stylizer_at_precision(a, make_stylizer(a), a.source_size)
+    stylizers, precision = load_stylizers(a, worker_count(a, not a.every_frame, a.source_size), a.source_size)
+    stylizer = stylizers[0]
     classifier = None if a.classify == "none" else _load_classifier(a.classify, a, background=not a.every_frame)
     every = a.classify_every or (CLASSIFY_EVERY_WITH_STYLE if a.every_frame else AUTO)
-    processor = FrameProcessor(stylizer, classifier, every=every, background=not a.every_frame)
-    stylizer.warmup(a.source_size)
+    processor = FrameProcessor(stylizers, classifier, every=every, background=not a.every_frame)
+    for st in stylizers:
+        st.warmup(a.source_size)
     if classifier:
         classifier.warmup()
     sink = S.open_sink(a.output, hud=True, fps=30.0)

@@ -5,6 +5,8 @@ model drops frames instead of building lag; finite sources block instead, so no 
 Every frame carries stage timestamps; the run ends with a summary of FPS, drops and latency.
 Statistics live in fixed-size structures (counters, a reservoir sample per stage for percentiles,
 the last few hundred frame records), so a ``live`` run keeps flat memory for days.
+Inference runs on one worker thread, or on several (``workers``, see :mod:`artcam.runtime.workers`) when the
+processor offers one lane per worker; their results go to the sink in capture order.
 ``FrameProcessor`` is the processor ``artcam live``/``demo``/``stylize`` and the pipeline benchmarks run:
 stylize each frame and classify every Nth, inline or on a worker thread of its own (``classify_worker``).
 """
@@ -28,6 +30,7 @@ from .percentiles import percentiles
 from .sinks import Sink
 from .source_rate import SourceRate
 from .sources import Source
+from .workers import InOrder
 
 if TYPE_CHECKING:
     from .tasks import Classifier, Stylizer
@@ -188,6 +191,8 @@ class PipelineStats:
             f"end-to-end latency ms: p50 {e['p50']:.1f}  p90 {e['p90']:.1f}  p99 {e['p99']:.1f}",
             "stage medians ms: " + "  ".join(f"{k} {st[k]['p50']:.1f}" for k in ("queue", "pre", "infer", "post", "output")),
         ]
+        if self.extra.get("workers", 1) > 1:
+            lines.append(f"{self.extra['workers']} inference workers, frames taken in turn and output in capture order")
         c = self.extra.get("classify")
         if c and c.get("age_ms"):
             every = f"automatically (every {c['every_last']} at the end)" if c["every"] == AUTO \
@@ -224,13 +229,28 @@ class LatestSlot:
 
 class Pipeline:
     """``processor(frame) -> (output frame, info for the HUD)``; it may expose ``timing`` (pre/infer/post
-    in ms) for the per-stage statistics and ``handle(event)`` for sink events such as next style."""
+    in ms) for the per-stage statistics and ``handle(event)`` for sink events such as next style.
+
+    ``workers``: inference threads (None: one per lane the processor offers, else 1). More than one needs
+    ``processor.lanes()``: one callable per worker, ``lane(frame, index)``, each with its own ``timing``
+    and its own model state, so that workers never share a model's buffers. Each worker takes whichever
+    frame is next; results go to the sink in capture order (:class:`~artcam.runtime.workers.InOrder`).
+    """
 
     def __init__(self, source: Source, processor: Callable, sink: Sink, *, live: bool | None = None,
                  queue_size: int = 2, on_frame: Callable[[FrameRecord, dict], None] | None = None,
-                 keep_records: int | None = KEEP_RECORDS):
+                 keep_records: int | None = KEEP_RECORDS, workers: int | None = None):
         self.source, self.processor, self.sink = source, processor, sink
+        lanes = processor.lanes() if callable(getattr(processor, "lanes", None)) else []
+        if workers is None:
+            workers = max(1, len(lanes))
+        if workers < 1 or (workers > 1 and len(lanes) < workers):
+            raise ValueError(f"{workers} workers need as many processor lanes (it offers {len(lanes)})")
         self.live = source.live if live is None else live
+        if workers > 1 and self.live and getattr(processor, "needs_every_frame", False):
+            raise ValueError("inline classification on several workers needs every frame: not a live source")
+        self.workers = workers
+        self._lanes = lanes[:workers] if workers > 1 else []
         self.queue_size = queue_size
         self.on_frame = on_frame
         self._stop = threading.Event()
@@ -240,6 +260,7 @@ class Pipeline:
         self.keep_records = keep_records
         self.stats: PipelineStats | None = None  # the running (then last) run's stats, for health checks
         self._rate: SourceRate | None = None  # live sources: the delivered frame rate
+        self._slots: threading.Semaphore | None = None  # see run()
 
     def stop(self) -> None:
         self._stop.set()
@@ -288,20 +309,37 @@ class Pipeline:
                     except queue.Empty:
                         pass
 
-    def _infer(self, inbox, outbox) -> None:
+    def _take_slot(self) -> bool:
+        """Several workers on a finite source: wait for room in the reorder buffer (False: stopping)."""
+        if self._slots is None:
+            return True
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=0.1):
+                return True
+        return False
+
+    def _infer(self, inbox, outbox, lane: Callable | None = None) -> None:
+        """One inference worker: ``lane(frame, index)`` when there are several, else ``processor(frame)``."""
+        fn = lane or self.processor
         try:
             while not self._stop.is_set():
                 self._resume.wait()
+                if not self._take_slot():
+                    break
                 try:
                     item = inbox.get(timeout=0.1)
                 except queue.Empty:
+                    if self._slots is not None:
+                        self._slots.release()
                     continue
                 if item is _END:
+                    if lane is not None:
+                        self._put_end(inbox)  # for the other workers
                     break
                 frame, rec = item
                 rec.t_start = time.perf_counter()
-                out, info = self.processor(frame)
-                t = getattr(self.processor, "timing", None) or {}
+                out, info = fn(frame, rec.index) if lane is not None else fn(frame)
+                t = getattr(fn, "timing", None) or {}
                 rec.pre_ms, rec.infer_ms, rec.post_ms = t.get("pre", 0.0), t.get("infer", 0.0), t.get("post", 0.0)
                 rec.t_processed = time.perf_counter()
                 while not self._stop.is_set():
@@ -327,7 +365,11 @@ class Pipeline:
     # -- main thread: output ---------------------------------------------------------------------
     def run(self, max_frames: int | None = None, duration_s: float | None = None) -> PipelineStats:
         inbox = LatestSlot() if self.live else queue.Queue(maxsize=self.queue_size)
-        outbox: queue.Queue = queue.Queue(maxsize=self.queue_size)
+        outbox: queue.Queue = queue.Queue(maxsize=self.queue_size + self.workers)
+        order = InOrder(self.live)
+        # a finite source with several workers: frames taken but not yet written stay bounded
+        self._slots = threading.Semaphore(self.workers + self.queue_size) if self.workers > 1 and not self.live \
+            else None
         self.captured = 0
         self._rate = SourceRate(getattr(self.source, "fps", None), getattr(self.source, "description", "") or "the source") \
             if self.live else None
@@ -335,10 +377,11 @@ class Pipeline:
                               records=deque(maxlen=self.keep_records), health=getattr(self.source, "health", None))
         self.stats = stats  # live: stats.to_dict() has source_state / stalled_since while it runs
         status_at = 0.0
-        threads = [
-            threading.Thread(target=self._capture, args=(inbox,), name="artcam-capture", daemon=True),
-            threading.Thread(target=self._infer, args=(inbox, outbox), name="artcam-infer", daemon=True),
-        ]
+        threads = [threading.Thread(target=self._capture, args=(inbox,), name="artcam-capture", daemon=True)]
+        threads += [threading.Thread(target=self._infer, args=(inbox, outbox, lane), daemon=True,
+                                     name=f"artcam-infer-{i}" if self._lanes else "artcam-infer")
+                    for i, lane in enumerate(self._lanes or [None])]
+        ends = 0  # workers finished
         t0 = time.perf_counter()
         for th in threads:
             th.start()
@@ -371,33 +414,41 @@ class Pipeline:
                         self._show_source_status(stats.health, last_frame, last_info)
                     continue
                 if item is _END:
+                    ends += 1
+                    if ends < len(threads) - 1 and not self._errors:  # other workers still busy
+                        continue
                     break
-                out, info, rec = item
-                now = time.perf_counter()
-                if last_out is not None:
-                    inst = 1.0 / max(now - last_out, 1e-6)
-                    fps_ema = inst if fps_ema == 0 else 0.9 * fps_ema + 0.1 * inst
-                last_out = now
-                info = {**info, "fps": fps_ema, "latency_ms": (now - rec.t_capture) * 1e3,
-                        "dropped": inbox.dropped if isinstance(inbox, LatestSlot) else 0}
-                if rec.name:
-                    info["name"] = rec.name
-                event = self.sink.write(out, info)
-                rec.t_output = time.perf_counter()
-                stats.add(rec)
-                if self.on_frame is not None:
-                    self.on_frame(rec, info)
-                last_frame, last_info = out, info
-                if event == _sinks.QUIT:
-                    stats.stopped_by = "quit key"
-                    break
-                if event == _sinks.PAUSE:
-                    paused = True
-                    self._resume.clear()
-                elif event in (_sinks.NEXT_STYLE, _sinks.PREV_STYLE) and hasattr(self.processor, "handle"):
-                    self.processor.handle(event)
-                if max_frames is not None and stats.frames >= max_frames:
-                    stats.stopped_by = "frame limit"
+                done = False
+                for out, info, rec in order.push(item):
+                    if self._slots is not None:
+                        self._slots.release()
+                    now = time.perf_counter()
+                    if last_out is not None:
+                        inst = 1.0 / max(now - last_out, 1e-6)
+                        fps_ema = inst if fps_ema == 0 else 0.9 * fps_ema + 0.1 * inst
+                    last_out = now
+                    info = {**info, "fps": fps_ema, "latency_ms": (now - rec.t_capture) * 1e3,
+                            "dropped": (inbox.dropped if isinstance(inbox, LatestSlot) else 0) + order.late}
+                    if rec.name:
+                        info["name"] = rec.name
+                    event = self.sink.write(out, info)
+                    rec.t_output = time.perf_counter()
+                    stats.add(rec)
+                    if self.on_frame is not None:
+                        self.on_frame(rec, info)
+                    last_frame, last_info = out, info
+                    if event == _sinks.QUIT:
+                        stats.stopped_by, done = "quit key", True
+                        break
+                    if event == _sinks.PAUSE:
+                        paused = True
+                        self._resume.clear()
+                    elif event in (_sinks.NEXT_STYLE, _sinks.PREV_STYLE) and hasattr(self.processor, "handle"):
+                        self.processor.handle(event)
+                    if max_frames is not None and stats.frames >= max_frames:
+                        stats.stopped_by, done = "frame limit", True
+                        break
+                if done:
                     break
         except KeyboardInterrupt:
             stats.stopped_by = "interrupted"
@@ -407,7 +458,10 @@ class Pipeline:
                 th.join(timeout=5.0)
             stats.wall_s = time.perf_counter() - t0
             stats.captured = self.captured
-            stats.dropped = inbox.dropped if isinstance(inbox, LatestSlot) else 0
+            stats.dropped = (inbox.dropped if isinstance(inbox, LatestSlot) else 0) + order.late
+            stats.extra["workers"] = self.workers
+            if self.workers > 1 and self.live:
+                stats.extra["dropped_late"] = order.late  # of ``dropped``: finished after a newer frame was shown
             stats.skipped = getattr(self.source, "skipped", 0)
             if self._rate is not None:
                 stats.extra.update(self._rate.to_dict())
@@ -417,6 +471,18 @@ class Pipeline:
         if self._errors:
             raise self._errors[0]
         return stats
+
+
+class _Lane:
+    """One inference worker's view of a :class:`FrameProcessor`: its own stylizer and ``timing``."""
+
+    def __init__(self, processor: FrameProcessor, stylizer):
+        self.processor, self.stylizer = processor, stylizer
+        self.generation = 0  # the processor's settings generation this lane's stylizer has
+        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+
+    def __call__(self, frame: np.ndarray, index: int | None = None):
+        return self.processor._process(self, frame, index)
 
 
 class FrameProcessor:
@@ -432,76 +498,152 @@ class FrameProcessor:
     classified frame waits for it; deterministic, for files). ``every="auto"`` (background only): as
     often as the stylizer's measured idle time allows (:class:`ClassifyBudget`). ``info`` carries the
     newest predictions and their age (``predictions_age_ms``, ``predictions_frames_ago``).
+
+    ``stylizer`` may be a list, one local :class:`Stylizer` per inference worker (the same model and
+    settings, each with its own session and buffers): :meth:`lanes` gives the pipeline one lane per
+    worker, and a request reaches each lane's stylizer before that lane's next frame. The classifier stays
+    one: in the background, one worker fed by every lane; inline, the lane holding every ``every``-th frame
+    runs it (one at a time) and a frame in between waits for the predictions of the classified frame
+    before it, so the output is the same as with one worker (it then needs every frame: a finite source).
     """
 
-    def __init__(self, stylizer: Stylizer | None, classifier: Classifier | None, every: int | str = 1,
-                 background: bool = False):
-        self.stylizer, self.classifier = stylizer, classifier
+    def __init__(self, stylizer: Stylizer | list[Stylizer] | None, classifier: Classifier | None,
+                 every: int | str = 1, background: bool = False):
+        stylizers = list(stylizer) if isinstance(stylizer, (list, tuple)) else [stylizer]
+        if not stylizers or (len(stylizers) > 1 and not all(hasattr(s, "style_weights") for s in stylizers)):
+            raise InputError("several inference workers need a local stylizer each")
+        self.stylizers, self.stylizer, self.classifier = stylizers, stylizers[0], classifier
         self._budget = None
         if every == AUTO:
             if not background:
                 raise InputError("classify every 'auto' needs classification on its own thread (a live source)")
-            self._budget, every = ClassifyBudget(), 1
+            self._budget, every = ClassifyBudget(workers=len(stylizers)), 1
         elif not isinstance(every, int) or every < 1:
             raise InputError(f"classify every {every!r} frames: it must be a whole number, at least 1, or auto")
         self.classify_every = int(every)
         self._since_submit: int | None = None  # frames since the worker was last offered one
-        self.timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self._n = 0
-        self._preds: list = []
-        self._preds_at: tuple[int, float] = (-1, 0.0)  # inline: frame index and time of the newest predictions
+        self._n = 0  # frames started, all lanes together
         self._ages = Reservoir(RESERVOIR_SIZE)
         self._worker = ClassifyWorker(classifier) if classifier is not None and background else None
-        self._lock = threading.Lock()
-        self._pending: dict[str, Any] = {}  # "weights" and/or "strength", for the next frame
+        self._lock = threading.Lock()  # the settings and the shared classification state
+        st = self.stylizer
+        # the settings in force from the next frame on; replaced whole by request(), never changed in place
+        self._wanted: dict[str, Any] = {"weights": None if st is None else getattr(st, "weights", None),
+                                        "strength": None if st is None else getattr(st, "strength", None)}
+        self._generation = 0
+        self._inline: dict[int, tuple[list, float]] = {}  # inline: predictions by classified frame index
+        self._inline_cond = threading.Condition()
+        self._inline_failed: BaseException | None = None  # the error of a lane that failed to classify
+        self._classify_lock = threading.Lock()  # inline: one classification at a time (one model, its buffers)
+        for other in stylizers[1:]:  # every lane starts where the first is
+            if other.weights is not None:
+                other.weights[:] = st.weights
+            other.strength = st.strength
+        self._lanes = [_Lane(self, s) for s in stylizers]
+
+    @property
+    def workers(self) -> int:
+        return len(self._lanes)
+
+    @property
+    def needs_every_frame(self) -> bool:
+        """Inline classification on several lanes waits for frames by index: no live source (it drops)."""
+        return self.classifier is not None and self._worker is None and len(self._lanes) > 1
+
+    def lanes(self) -> list[_Lane]:
+        """One callable per inference worker, ``lane(frame, index)``, each with its own stylizer."""
+        return list(self._lanes)
+
+    @property
+    def timing(self) -> dict[str, float]:
+        """The last frame's stage times (the first lane's)."""
+        return self._lanes[0].timing
 
     def __call__(self, frame: np.ndarray):
+        return self._process(self._lanes[0], frame, None)
+
+    def _process(self, lane: _Lane, frame: np.ndarray, index: int | None):
         t_start = time.perf_counter()
-        if self._pending:
-            self._apply_pending()
+        if lane.generation != self._generation:
+            self._apply_settings(lane)
         timing = {"pre": 0.0, "infer": 0.0, "post": 0.0}
         info: dict[str, Any] = {}
         out = frame
+        with self._lock:
+            n = self._n
+            self._n += 1
         if self._worker is not None:
-            res = self._worker.latest()
-            if self._budget is not None:
-                self._budget.frame_started(t_start)
-                self.classify_every = self._budget.every(res.infer_ms if res.frame_index >= 0 else None)
-            if self._since_submit is None or self._since_submit >= self.classify_every:
-                self._worker.submit(frame, self._n)
-                self._since_submit = 0
-            self._since_submit += 1
-            self._preds, self._preds_at = res.predictions, (res.frame_index, res.t_frame)
-        elif self.classifier is not None and self._n % self.classify_every == 0:
-            t = time.perf_counter()
-            self._preds, self._preds_at = self.classifier.classify(frame), (self._n, t)
-            for k, v in self.classifier.timing.items():
-                timing[k] += v
+            with self._lock:
+                res = self._worker.latest()
+                if self._budget is not None:
+                    self._budget.frame_started(t_start)
+                    self.classify_every = self._budget.every(res.infer_ms if res.frame_index >= 0 else None)
+                if self._since_submit is None or self._since_submit >= self.classify_every:
+                    self._worker.submit(frame, n)
+                    self._since_submit = 0
+                self._since_submit += 1
+            preds, (at, t), ref = res.predictions, (res.frame_index, res.t_frame), n
+        elif self.classifier is not None:
+            ref = n if index is None else index
+            preds, (at, t) = self._inline_predictions(frame, ref, timing)
         if self.classifier is not None:
-            info["predictions"] = self._preds
-            index, t = self._preds_at
-            if index >= 0:
+            info["predictions"] = preds
+            if at >= 0:
                 age = (time.perf_counter() - t) * 1e3
-                info["predictions_age_ms"], info["predictions_frames_ago"] = age, self._n - index
-                self._ages.add(age)
-        if self.stylizer is not None:
-            out = self.stylizer.stylize(frame)
-            for k, v in self.stylizer.timing.items():
+                info["predictions_age_ms"], info["predictions_frames_ago"] = age, ref - at
+                with self._lock:
+                    self._ages.add(age)
+        st = lane.stylizer
+        if st is not None:
+            out = st.stylize(frame)
+            for k, v in st.timing.items():
                 timing[k] += v
-            info["style"] = self.stylizer.style_name
-        self._n += 1
-        self.timing = timing
+            info["style"] = st.style_name
+        lane.timing = timing
         if self._budget is not None:
-            self._budget.frame_done((time.perf_counter() - t_start) * 1e3)
+            with self._lock:
+                self._budget.frame_done((time.perf_counter() - t_start) * 1e3)
         return out, info
 
-    def _apply_pending(self) -> None:
+    def _inline_predictions(self, frame: np.ndarray, index: int, timing: dict) -> tuple[list, tuple[int, float]]:
+        """Frame ``index``'s predictions: its own when it is an ``every``-th frame, else those of the last
+        one before it (waited for when another lane still has it)."""
+        m = index - index % self.classify_every
+        if m == index:
+            try:
+                with self._classify_lock:
+                    preds = self.classifier.classify(frame)
+                    for k, v in self.classifier.timing.items():
+                        timing[k] += v
+            except BaseException as e:
+                with self._inline_cond:
+                    self._inline_failed = e
+                    self._inline_cond.notify_all()
+                raise
+            t = time.perf_counter()
+            with self._inline_cond:
+                self._inline[m] = (preds, t)
+                while len(self._inline) > 4 * len(self._lanes) + 4:  # more than the frames in flight
+                    del self._inline[min(self._inline)]
+                self._inline_cond.notify_all()
+            return preds, (m, t)
+        with self._inline_cond:
+            while m not in self._inline:
+                if self._inline_failed is not None:  # the same error, whichever worker reports it first
+                    raise self._inline_failed
+                self._inline_cond.wait(0.1)
+            preds, t = self._inline[m]
+        return preds, (m, t)
+
+    def _apply_settings(self, lane: _Lane) -> None:
+        """Bring one lane's stylizer to the settings last requested, both at once, before its frame."""
         with self._lock:  # settings() never reads half-written weights
-            if "weights" in self._pending:
-                self.stylizer.weights[:] = self._pending["weights"]
-            if "strength" in self._pending:
-                self.stylizer.strength = self._pending["strength"]
-            self._pending = {}
+            wanted, lane.generation = self._wanted, self._generation
+        st = lane.stylizer
+        if wanted["weights"] is not None:
+            st.weights[:] = wanted["weights"]
+        if wanted["strength"] is not None:
+            st.strength = wanted["strength"]
 
     def request(self, style=None, strength: float | None = None, prefix: str = "--") -> None:
         """Ask for a style (anything ``Stylizer.set_style`` takes) and/or a strength from the next frame on.
@@ -515,10 +657,13 @@ class FrameProcessor:
         weights = self.stylizer.style_weights(style, f"{prefix}style") if style is not None else None
         value = self.stylizer.checked_strength(strength, f"{prefix}strength") if strength is not None else None
         with self._lock:
+            wanted = dict(self._wanted)
             if weights is not None:
-                self._pending["weights"] = weights
+                wanted["weights"] = weights
             if value is not None:
-                self._pending["strength"] = value
+                wanted["strength"] = value
+            self._wanted = wanted
+            self._generation += 1
 
     def settings(self) -> dict[str, Any]:
         """The style weights and strength in force from the next frame on (requests included)."""
@@ -526,10 +671,10 @@ class FrameProcessor:
         if not self._steerable:
             return {"styles": [], "weights": [], "strength": None}
         with self._lock:
-            weights = self._pending.get("weights", st.weights)
+            weights, strength = self._wanted["weights"], self._wanted["strength"]
             return {"styles": list(st.styles),
                     "weights": [] if weights is None else [float(x) for x in weights.reshape(-1)],
-                    "strength": float(self._pending.get("strength", st.strength))}
+                    "strength": float(strength)}
 
     @property
     def _steerable(self) -> bool:
@@ -565,6 +710,6 @@ class FrameProcessor:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
-        for t in (self.stylizer, self.classifier):
+        for t in (*self.stylizers, self.classifier):
             if t is not None:
                 t.close()
