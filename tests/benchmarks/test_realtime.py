@@ -13,6 +13,7 @@ def test_scenarios_are_the_users_commands(tmp_path):
     sc = realtime.scenarios(30, tmp_path / "d.mp4")
     assert sc["demo"][:3] == ["demo", "--frames", "30"] and "--json" in sc["demo"]
     assert sc["live_720p_guided"][-4:] == ["--size", "640", "--upsample", "guided"]
+    assert sc["live_720p_hd"][-2:] == ["--style-model", "stylizer_hd"] and "720x1280" in sc["live_720p_hd"]
 
 
 def test_checks_apply_the_bars():
