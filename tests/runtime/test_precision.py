@@ -73,12 +73,13 @@ def test_live_precision_int8(tmp_path):
     assert json.loads(r.stdout.strip().splitlines()[-1])["stylizer"] == {"model": "s_int8.onnx"}
 
 
-def test_shipped_int8_stylizer_matches_the_shipped_fp32_one():
+@pytest.mark.parametrize("name", ["stylizer_nano", "stylizer_hd"])
+def test_shipped_int8_stylizer_matches_the_shipped_fp32_one(name):
     """The shipped twin is an export of the shipped FP32 stylizer: same styles, and close to it on a camera
     frame (PSNR >= 30 dB, the export's gate). Retrain the FP32 model and this fails until the twin is rebuilt:
-    artcam export runtime/models/stylizer_nano.onnx --int8 --int8-fp32-stem --data ../shared/data/photos
-    -o runtime/models/stylizer_nano_int8.onnx"""
-    fp32_path = SHIPPED_DIR / "stylizer_nano.onnx"
+    artcam export runtime/models/NAME.onnx --int8 --int8-fp32-stem --data ../shared/data/photos
+    -o runtime/models/NAME_int8.onnx"""
+    fp32_path = SHIPPED_DIR / f"{name}.onnx"
     if not fp32_path.is_file() or int8_twin(fp32_path) is None:
         pytest.skip(f"shipped stylizer or its INT8 twin not present in {SHIPPED_DIR}")
     fp32 = Stylizer(load_model(fp32_path, task="stylize", device="cpu"), style=0)
