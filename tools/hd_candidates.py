@@ -28,6 +28,8 @@ VARIANTS = {
     "hd_8ch_half": {"down": ((8, 3, 2), (32, 3, 2), (64, 3, 2)), "up": ((32, 3), (8, 3))},
     "hd_2_blocks": {"blocks": 2},
     "hd_no_half_stage": {"up": ((32, 3),), "shuffle": 4, "out_kernel": 1},  # decode to 1/4, 4x4 pixel shuffle
+    "hd_norm_in_blocks_only": {"norm_from": 16},  # instance norm only inside the residual blocks at 1/8
+    "hd_norm_in_blocks_only_no_half_stage": {"norm_from": 16, "up": ((32, 3),), "shuffle": 4, "out_kernel": 1},
 }
 
 
