@@ -28,7 +28,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[train,export,demo,bench,dev]"
+	$(PY) -m pip install --quiet -e ".[train,export,demo,bench,dev,openvino]"
 	$(MAKE) $(VENV)/.serve-installed
 	touch $@ $(VENV)/.demo-installed
 

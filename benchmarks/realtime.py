@@ -9,7 +9,9 @@ Scenarios (each a subprocess of ``artcam``, one after another, 300 output frames
   --source-size 720x1280 -o null`` at full resolution, with ``--size 640``, and ``--size 640 --upsample
   guided``; ``live_1080p_guided``: 1080x1920 with ``--size 960 --upsample guided``; ``live_720p_full_fp32``:
   full resolution with ``--precision fp32``; ``live_720p_hd``, ``live_1080p_hd``: the thinner ``stylizer_hd`` at
-  full resolution (``--style-model stylizer_hd``; ``--workers`` and ``--precision`` as shipped, auto).
+  full resolution (``--style-model stylizer_hd``; ``--workers`` and ``--precision`` as shipped, auto);
+  ``live_720p_hd_openvino``, ``live_1080p_hd_openvino``, ``live_720p_full_openvino``: the same on ``--backend
+  openvino`` (``pip install openvino``).
 - With ``--int8-stylizer MODEL`` (an ``artcam export --int8`` of the stylizer): ``live_720p_int8_full`` and
   ``live_720p_int8_guided_960`` (``--size 960 --upsample guided``, 79% of full resolution's fine detail).
 
@@ -60,6 +62,10 @@ def scenarios(frames: int, video: Path, int8_stylizer: str = "") -> dict[str, li
         "live_1080p_guided": [*live, "--source-size", "1080x1920", "--size", "960", "--upsample", "guided"],
         "live_720p_hd": [*hd, "--style-model", "stylizer_hd"],
         "live_1080p_hd": [*live, "--source-size", "1080x1920", "--style-model", "stylizer_hd"],
+        "live_720p_hd_openvino": [*hd, "--style-model", "stylizer_hd", "--backend", "openvino"],
+        "live_1080p_hd_openvino": [*live, "--source-size", "1080x1920", "--style-model", "stylizer_hd",
+                                   "--backend", "openvino"],
+        "live_720p_full_openvino": [*hd, "--backend", "openvino"],
         **int8,
     }
 
@@ -92,7 +98,7 @@ def checks(res: dict) -> dict:
 
     c = {}
     hd = ("live_720p_full", "live_720p_full_fp32", "live_720p_resize", "live_720p_guided", "live_720p_int8_full",
-          "live_720p_int8_guided_960", "live_720p_hd")
+          "live_720p_int8_guided_960", "live_720p_hd", "live_720p_hd_openvino", "live_720p_full_openvino")
     for name in res:  # a scenario run with several --workers counts is NAME_workersN
         base = name.split("_workers")[0]
         if base == "demo" and s(name):

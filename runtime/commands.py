@@ -125,8 +125,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("backend")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"],
                    help="auto tries TensorRT, then CUDA, then CPU (default: auto)")
-    g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"],
-                   help="onnxruntime (default) or the native TensorRT runner")
+    g.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt", "openvino"],
+                   help="onnxruntime (default), the native TensorRT runner, or OpenVINO on the CPU (pip install openvino)")
     g.add_argument("--threads", type=_count, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
     g.add_argument("--opt-level", default="all", choices=["disable", "basic", "extended", "all"],
                    help="ONNX Runtime graph optimisation level (default: all)")
@@ -222,6 +222,8 @@ def stylizer_at_precision(a: argparse.Namespace, stylizer: Stylizer, shape: tupl
 
 def _stylizer_on_cpu(a: argparse.Namespace) -> bool:
     """Whether a local stylizer will run on this machine's CPU (no GPU provider for ``--device auto``)."""
+    if a.backend == "openvino":
+        return True
     if a.backend != "onnxruntime" or a.device not in ("auto", "cpu"):
         return False
     if a.device == "cpu":

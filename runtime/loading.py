@@ -11,7 +11,7 @@ from .errors import ModelError
 from .modelfile import ModelMeta, foreign_meta, read_model_file
 from .zoo import resolve
 
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ("onnxruntime", "tensorrt", "openvino")
 
 
 @dataclass
@@ -76,6 +76,11 @@ def load_model(
 
         data, meta = read_model_file(path)
         runner = runner_for_onnx(path, data)
+    elif backend == "openvino":
+        from .backends.openvino import OpenVinoRunner  # lazy: OpenVINO is optional
+
+        data, meta = read_model_file(path)
+        runner = OpenVinoRunner(data, threads=threads)
     else:
         from .backends.onnxrt import OrtRunner, SessionFromOnnx, tensorrt_ep_available
 
