@@ -46,6 +46,8 @@ cp runs/classifier_int8.onnx.report.json "$OUT/classifier_int8.json"
 # 4. Both models at camera rate (artcam demo as shipped, and variants), HD live paths at 720p and 1080p
 #    (stylizer_hd with --workers and --precision auto among them), 720p with the INT8 stylizer made above.
 "$PY" -m artcam.benchmarks.realtime --int8-stylizer runs/nano_int8.onnx --json "$OUT/realtime.json"
+"$PY" -m artcam.benchmarks.realtime --only live_720p_hd_openvino,live_1080p_hd_openvino,live_720p_full_openvino \
+    --json "$OUT/realtime_openvino.json"   # needs pip install -e ".[openvino]"
 
 # 5. Where the INT8 models' time goes (what stays FP32 and its share), beside FP32.
 "$PY" -m artcam.benchmarks.op_profile runtime/models/stylizer_nano.onnx runs/nano_int8.onnx --size 480x640 \

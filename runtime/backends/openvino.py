@@ -2,9 +2,9 @@
 
 Why a second CPU runtime: ONNX Runtime's CPU kernels run a stylizer's instance norms, adds and pixel shuffle as
 separate passes with layout conversions between them, half of an INT8 stylizer's time at 1280x720; OpenVINO
-compiles the same ONNX file into fused kernels in its own blocked layout (the same FP32 stylizer ran 2.2x
-faster on one thread of a 2-core x86 machine, docs/benchmarks.md). It reads the artcam ONNX file as it is; the
-model file's metadata stays artcam's.
+compiles the same ONNX file into fused kernels in its own blocked layout (the shipped FP32 stylizers ran 2.1x
+and 3.0x faster at 1280x720 on one thread of a 2-core x86 machine, docs/benchmarks.md). It reads the artcam
+ONNX file as it is; the model file's metadata stays artcam's.
 
 Frames of one size are the live case, so the graph is compiled for each input shape it is given (static shapes
 compile to faster kernels than dynamic ones), on first use, and a few shapes are kept.
