@@ -72,7 +72,7 @@ def test_provider_chain_and_bad_options(tmp_path):
     with pytest.raises(ArtcamError, match="graph optimisation level"):
         OrtRunner(SessionFromOnnx(str(tm.stylizer(tmp_path / "s.onnx")), opt_level="max")).activate()
     with pytest.raises(ArtcamError, match="unknown backend"):
-        load_model(tm.stylizer(tmp_path / "s2.onnx"), backend="openvino")
+        load_model(tm.stylizer(tmp_path / "s2.onnx"), backend="tvm")
 
 
 def test_threads_option(tmp_path):
