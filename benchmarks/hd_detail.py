@@ -33,7 +33,6 @@ from artcam.runtime.cli import ArgParser
 from artcam.runtime.sizes import SPELLING, deprecated_sizes, parse_sizes
 
 DETAIL_BAR = 0.90
-WAYS = ("full", "resize", "guided")
 
 
 def _frame(photo: np.ndarray, w: int, h: int) -> np.ndarray:

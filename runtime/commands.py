@@ -26,7 +26,6 @@ from .sizes import size_arg as _size
 from .sources import open_source
 from .tasks import Classifier, Generator, Stylizer
 from .viewer import ViewerSink
-from .workers import AUTO as WORKERS_AUTO
 from .workers import MAX_WORKERS, auto_workers, keep_pair
 from .workers import probe as probe_workers
 from .zoo import DEFAULT_CLASSIFIER, DEFAULT_GENERATOR, DEFAULT_STYLIZER, stylizer_for
@@ -96,8 +95,8 @@ def _classify_every(s: str) -> int | str:
 
 def _workers(s: str) -> int | str:
     """``--workers``: a whole number 1..MAX_WORKERS, or ``auto``."""
-    if s.strip().lower() == WORKERS_AUTO:
-        return WORKERS_AUTO
+    if s.strip().lower() == AUTO:
+        return AUTO
     try:
         v = int(s)
     except ValueError:
@@ -108,7 +107,7 @@ def _workers(s: str) -> int | str:
 
 
 def add_workers_arg(p) -> None:
-    p.add_argument("--workers", type=_workers, default=WORKERS_AUTO,
+    p.add_argument("--workers", type=_workers, default=AUTO,
                    help="inference workers, each with its own stylizer session (one thread each) taking frames in "
                         "turn, output in capture order; auto (default): 1, or for a live source of at least 1280x720 "
                         "on a CPU with 2+ cores what a start-up probe measures faster")
@@ -237,7 +236,7 @@ def worker_count(a: argparse.Namespace, live: bool, shape: tuple[int, int], styl
     """``--workers``: the number given, or auto's (:func:`~artcam.runtime.workers.auto_workers`); more than
     one needs a local stylizer (:class:`InputError` otherwise)."""
     remote = bool(getattr(a, "remote", None))
-    if a.workers == WORKERS_AUTO:
+    if a.workers == AUTO:
         return auto_workers(shape, live=live, local_cpu_stylizer=stylizing and not remote and _stylizer_on_cpu(a))
     if a.workers > 1 and remote:
         raise InputError("--workers does not apply with --remote", "the server runs the models; leave --workers out")
@@ -258,7 +257,7 @@ def load_stylizers(a: argparse.Namespace, workers: int, shape: tuple[int, int]) 
     try:
         for _ in range(workers - 1):
             stylizers.append(make_stylizer(a, model=first.model.path, threads=threads))
-        if a.workers == WORKERS_AUTO and workers == 2:
+        if a.workers == AUTO and workers == 2:
             stylizers.append(make_stylizer(a, model=first.model.path))
             ms = probe_workers(stylizers[2], stylizers[:2], shape)
             precision["workers_probe_ms"] = {str(n): round(v, 2) for n, v in ms.items()}

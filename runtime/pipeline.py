@@ -30,13 +30,12 @@ from .percentiles import percentiles
 from .sinks import Sink
 from .source_rate import SourceRate
 from .sources import Source
-from .workers import InOrder
+from .workers import AUTO, InOrder
 
 if TYPE_CHECKING:
     from .tasks import Classifier, Stylizer
 
 _END = object()
-AUTO = "auto"  # FrameProcessor(every=AUTO): classify as often as the stylizer leaves time for
 
 
 @dataclass

@@ -32,7 +32,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .tasks import Stylizer
 
-AUTO = "auto"
+AUTO = "auto"  # --workers auto; also FrameProcessor(every=AUTO): classify as often as there is time for
 AUTO_MIN_PIXELS = 1280 * 720  # --workers auto: frames at least this large get two workers
 MAX_WORKERS = 16
 PROBE_FRAMES = 4  # frames per timed round of each way

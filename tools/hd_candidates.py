@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from artcam.benchmarks.alternate import alternate
+from artcam.benchmarks.flops import count_flops
 from artcam.runtime.backends.onnxrt import make_session
 from artcam.runtime.cli import ArgParser
 from artcam.training.stylize import PAINTINGS, export_checkpoint
@@ -31,20 +32,6 @@ VARIANTS = {
     "hd_norm_in_blocks_only": {"norm_from": 16},  # instance norm only inside the residual blocks at 1/8
     "hd_norm_in_blocks_only_no_half_stage": {"norm_from": 16, "up": ((32, 3),), "shuffle": 4, "out_kernel": 1},
 }
-
-
-def gflops(net: torch.nn.Module, h: int, w: int, n_styles: int) -> float:
-    total = [0]
-
-    def hook(mod, _inp, out):
-        total[0] += 2 * mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups * out.numel()
-
-    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.no_grad():
-        net(torch.zeros(1, 3, h, w), torch.eye(n_styles)[:1])
-    for x in hooks:
-        x.remove()
-    return total[0] / 1e9
 
 
 def main() -> int:
@@ -67,10 +54,11 @@ def main() -> int:
         torch.manual_seed(0)
         cfg = config_for("hd", len(styles), **kw)
         net = build_stylizer(cfg)
-        flops[name] = gflops(net, h, w, len(styles))
         ck = {"config": {"net": cfg.to_dict(), "styles": styles, "name": name, "recipe": {}},
               "model": net.state_dict()}
         export_checkpoint(ck, out / f"{name}.onnx")
+        flops[name] = count_flops((out / f"{name}.onnx").read_bytes(),
+                                  {"image": (1, 3, h, w), "style": (1, len(styles))}).gflops
         subprocess.run([sys.executable, "-m", "artcam.runtime.cli", "export", str(out / f"{name}.onnx"), "--int8",
                         "--int8-fp32-stem", "--data", a.data, "-o", str(out / f"{name}_int8.onnx")],
                        check=True, capture_output=True)

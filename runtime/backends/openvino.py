@@ -24,11 +24,10 @@ KEEP_SHAPES = 4  # compiled input shapes kept per runner
 
 
 def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether OpenVINO is installed (found, not imported: importing it takes a while)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 class OpenVinoRunner(Runner):
@@ -97,4 +96,5 @@ class OpenVinoRunner(Runner):
     def infer_impl(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         _, request, names = self._request(feeds)
         request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
-        return {n: request.get_output_tensor(i).data.copy() for i, n in enumerate(names)}
+        # the request's own output memory, valid until its next infer (Runner.infer: callers copy what they keep)
+        return {n: request.get_output_tensor(i).data for i, n in enumerate(names)}
